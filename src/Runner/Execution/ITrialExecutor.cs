@@ -1,0 +1,98 @@
+using TorchTrials.Gpu;
+using TorchTrials.Trainables;
+using TorchTrials.Trainables.Checkpoints;
+
+namespace TorchTrials.Runner.Execution;
+
+/// <summary>Something that happened to a running trial, reported to the controller.</summary>
+public abstract record ExecutorEvent(Trial Trial, int Incarnation);
+
+/// <summary>One or more training results, oldest first.</summary>
+public sealed record ResultEvent(Trial Trial, int Incarnation, IReadOnlyList<TrialResult> Results) : ExecutorEvent(Trial, Incarnation);
+
+/// <summary>A persistent save finished.</summary>
+public sealed record SaveEvent(Trial Trial, int Incarnation, PersistentCheckpoint Checkpoint) : ExecutorEvent(Trial, Incarnation);
+
+/// <summary>A restore from a persistent checkpoint finished.</summary>
+public sealed record RestoreEvent(Trial Trial, int Incarnation) : ExecutorEvent(Trial, Incarnation);
+
+/// <summary>The trial's trainable threw, or its device was lost.</summary>
+public sealed record FailureEvent(Trial Trial, int Incarnation, Exception Error, bool DeviceLost = false) : ExecutorEvent(Trial, Incarnation);
+
+/// <summary>A trial could not be started (an invalid trainable, a failed setup on the inline executor, a reuse that could not reset).</summary>
+public sealed class TrialStartException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// Runs trials on device slots. The controller calls these operations from its own thread; training, saves
+/// and restores happen on each trial's thread (or inline) and come back as <see cref="ExecutorEvent"/>s.
+/// A distributed executor implements the same seam.
+/// </summary>
+public interface ITrialExecutor : IDisposable
+{
+    DeviceSlotAllocator Allocator { get; }
+
+    /// <summary>The budgeted store that memory checkpoints live in.</summary>
+    MemoryCheckpointStore CheckpointStore { get; }
+
+    /// <summary>True when a slot for the trial's resources is free now.</summary>
+    bool HasResourcesFor(Trial trial);
+
+    /// <summary>
+    /// Grants a slot, builds (or reuses) the trainable and, when <paramref name="checkpoint"/> is given, restores it: a memory
+    /// checkpoint at once, a persistent one as a <see cref="RestoreEvent"/>. Training is queued unless a restore is pending.
+    /// Returns false when no slot is free; throws <see cref="TrialStartException"/> when the trial cannot start.
+    /// </summary>
+    bool Start(Trial trial, Checkpoint? checkpoint, TrainableContextFactory contextFactory);
+
+    /// <summary>Queues more training for a running trial.</summary>
+    void ContinueTraining(Trial trial);
+
+    /// <summary>Saves the trial's state to a memory checkpoint (in the store), completed on the trial's thread.</summary>
+    MemoryCheckpoint SaveToMemory(Trial trial);
+
+    /// <summary>Saves the trial to files in <paramref name="directory"/>; completes with a <see cref="SaveEvent"/>.</summary>
+    void SaveToDisk(Trial trial, string directory);
+
+    /// <summary>Loads another trial's checkpoint into this running trial and applies <paramref name="config"/> (PBT exploit).</summary>
+    void Exploit(Trial trial, Checkpoint donor, TrialConfig config);
+
+    /// <summary>Ends the trial's run and frees its slot (or keeps both for reuse when allowed and not an error).</summary>
+    void Stop(Trial trial, bool error);
+
+    /// <summary>The next event; null when none arrived within <paramref name="timeout"/>.</summary>
+    ExecutorEvent? NextEvent(TimeSpan timeout);
+
+    /// <summary>True while any trial has work queued or running, or a slot is still being freed.</summary>
+    bool HasWork { get; }
+
+    /// <summary>Trials whose device was lost since the last call.</summary>
+    IReadOnlyList<Trial> TakeLostTrials();
+
+    /// <summary>The current incarnation of a running trial (events of older ones are stale).</summary>
+    int IncarnationOf(Trial trial);
+
+    /// <summary>The live trainable of a trial; only safe to touch on the inline executor (tests, debugging).</summary>
+    Trainable? GetTrainable(Trial trial);
+}
+
+/// <summary>Builds the context a trial's trainable sees for a slot.</summary>
+public delegate TrainableContext TrainableContextFactory(Trial trial, DeviceSlot slot);
+
+/// <summary>Options shared by the executors.</summary>
+public sealed record ExecutorOptions
+{
+    /// <summary>Reuse a finished trial's trainable (and slot) for the next trial with the same resources, through Reset.</summary>
+    public bool ReuseTrainables { get; init; }
+
+    /// <summary>Results a trial may run ahead of the controller when the scheduler allows buffering (Ray's TUNE_RESULT_BUFFER_LENGTH).</summary>
+    public int ResultBufferLength { get; init; } = 1;
+
+    /// <summary>Bytes of memory checkpoints allowed per accelerator device before the oldest spill to host memory.</summary>
+    public long DeviceCheckpointBudgetBytes { get; init; } = 2L << 30;
+
+    /// <summary>Bytes of memory checkpoints allowed in host memory before the oldest spill to disk.</summary>
+    public long HostCheckpointBudgetBytes { get; init; } = 4L << 30;
+
+    /// <summary>Where spilled checkpoints go; defaults to a folder under the system temp directory.</summary>
+    public string? SpillDirectory { get; init; }
+}

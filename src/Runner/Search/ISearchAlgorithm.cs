@@ -1,0 +1,76 @@
+using System.Text.Json.Nodes;
+using TorchTrials.Trainables;
+
+namespace TorchTrials.Runner.Search;
+
+/// <summary>
+/// Where trials come from (Ray's SearchAlgorithm): the controller asks for the next trial whenever it has room,
+/// and reports results and completions back. Implementations: a fixed list, the basic variant generator, and a
+/// generator wrapping a model-based searcher.
+/// </summary>
+public interface ISearchAlgorithm
+{
+    /// <summary>The next trial to queue, or null when none can be produced right now.</summary>
+    Trial? NextTrial();
+
+    /// <summary>True when no further trials will ever be produced.</summary>
+    bool IsFinished { get; }
+
+    /// <summary>Stops producing trials (fail-fast, experiment stoppers).</summary>
+    void SetFinished();
+
+    /// <summary>How many trials this algorithm will produce in all, or -1 when unknown.</summary>
+    int TotalSamples { get; }
+
+    void OnTrialResult(string trialId, TrialResult result);
+
+    void OnTrialComplete(string trialId, TrialResult? result, bool error);
+
+    /// <summary>State needed to continue after a resume (for example how many trials were produced); null when stateless.</summary>
+    JsonNode? SaveState();
+
+    void RestoreState(JsonNode state);
+}
+
+/// <summary>A fixed list of trials, produced in order; also what manual <c>AddTrial</c> calls amount to.</summary>
+public sealed class TrialListSearch : ISearchAlgorithm
+{
+    private readonly Queue<Trial> _queue;
+    private readonly int _total;
+    private int _produced;
+
+    public TrialListSearch(IEnumerable<Trial>? trials = null)
+    {
+        _queue = new Queue<Trial>(trials ?? Array.Empty<Trial>());
+        _total = _queue.Count;
+    }
+
+    public Trial? NextTrial()
+    {
+        if (_queue.Count == 0) return null;
+        _produced++;
+        return _queue.Dequeue();
+    }
+
+    public bool IsFinished => _queue.Count == 0;
+
+    public void SetFinished() => _queue.Clear();
+
+    public int TotalSamples => _total;
+
+    public void OnTrialResult(string trialId, TrialResult result) { }
+
+    public void OnTrialComplete(string trialId, TrialResult? result, bool error) { }
+
+    public JsonNode? SaveState() => new JsonObject { ["produced"] = _produced };
+
+    public void RestoreState(JsonNode state)
+    {
+        int produced = state["produced"]?.GetValue<int>() ?? 0;
+        while (_produced < produced && _queue.Count > 0)
+        {
+            _queue.Dequeue();
+            _produced++;
+        }
+    }
+}

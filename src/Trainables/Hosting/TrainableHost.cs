@@ -1,0 +1,268 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using TorchSharp;
+using TorchTrials.Trainables.Checkpoints;
+using static TorchSharp.torch;
+
+namespace TorchTrials.Trainables;
+
+/// <summary>A step's outcome before its tensor metrics are read from the device.</summary>
+public sealed class PendingResult
+{
+    internal PendingResult(Metrics metrics, TrialResult fields)
+    {
+        Metrics = metrics;
+        Fields = fields;
+    }
+
+    internal Metrics Metrics { get; }
+
+    internal TrialResult Fields { get; }
+
+    /// <summary>The step said it is done (or the training function returned).</summary>
+    public bool Done => Fields.Done;
+
+    /// <summary>The step asked for a checkpoint.</summary>
+    public bool ShouldCheckpoint => Fields.ShouldCheckpoint;
+}
+
+/// <summary>
+/// Runs one trainable on its trial's thread and does what Ray's Trainable base class does around the user's
+/// code: counts iterations, times them, accumulates timesteps and episodes, resets the since-restore counters on
+/// restore, and carries those counters inside checkpoints. Tensor metrics are read in batches
+/// (<see cref="Materialize"/>): one host transfer per batch rather than one per value.
+/// </summary>
+public sealed class TrainableHost : IDisposable
+{
+    /// <summary>Metadata key a trainable may set in a saved state to say which iteration the state belongs to.</summary>
+    public const string StateIterationKey = "trainable_iteration";
+
+    private const string CountersKey = "host_counters";
+    private static readonly string Hostname = Environment.MachineName;
+    private static readonly int Pid = Environment.ProcessId;
+
+    private long _iteration;
+    private double _timeTotal;
+    private long? _timestepsTotal;
+    private long? _episodesTotal;
+    private double _timeSinceRestore;
+    private long _iterationsSinceRestore;
+    private long _timestepsSinceRestore;
+    private TrialResult? _last;
+
+    private TrainableHost(Trainable trainable, TrainableContext context)
+    {
+        Trainable = trainable;
+        Context = context;
+    }
+
+    public Trainable Trainable { get; }
+
+    public TrainableContext Context { get; private set; }
+
+    public long Iteration => _iteration;
+
+    /// <summary>Builds and sets up the trainable; a failure here disposes what was built and propagates.</summary>
+    public static TrainableHost Create(RegisteredTrainable entry, TrialConfig config, TrainableContext context)
+    {
+        var trainable = entry.Create();
+        try
+        {
+            trainable.Context = context;
+            trainable.Config = config;
+            trainable.Setup(config);
+            return new TrainableHost(trainable, context);
+        }
+        catch
+        {
+            trainable.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>One iteration inside a dispose scope (tensor metrics leave it); the metrics are still on the device.</summary>
+    public PendingResult Step()
+    {
+        Trainable.Iteration = _iteration;
+        long start = Stopwatch.GetTimestamp();
+        Metrics metrics;
+        using (NewDisposeScope())
+            metrics = Trainable.Step() ?? throw new InvalidOperationException($"{Trainable.GetType().Name}.Step returned null");
+        double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+
+        if (metrics.IsEndOfFunction)
+            return new PendingResult(metrics, (_last ?? EmptyResult()) with { Done = true, IsDuplicate = true });
+
+        _iteration++;
+        _iterationsSinceRestore++;
+        _timeTotal += seconds;
+        _timeSinceRestore += seconds;
+        long? timesteps = null, episodes = null;
+        foreach (var (key, value) in metrics.Entries)
+        {
+            if (key == Metrics.TimestepsThisIterKey) timesteps = AsLong(value);
+            else if (key == Metrics.EpisodesThisIterKey) episodes = AsLong(value);
+        }
+        if (timesteps is { } ts)
+        {
+            _timestepsTotal = (_timestepsTotal ?? 0) + ts;
+            _timestepsSinceRestore += ts;
+        }
+        if (episodes is { } ep) _episodesTotal = (_episodesTotal ?? 0) + ep;
+
+        var now = DateTime.Now;
+        var fields = new TrialResult
+        {
+            Metrics = Array.Empty<KeyValuePair<string, object>>(),
+            TrainingIteration = _iteration,
+            TimeThisIterS = seconds,
+            TimeTotalS = _timeTotal,
+            TimeSinceRestore = _timeSinceRestore,
+            IterationsSinceRestore = _iterationsSinceRestore,
+            TimestepsSinceRestore = _timestepsSinceRestore,
+            TimestepsTotal = _timestepsTotal,
+            EpisodesTotal = _episodesTotal,
+            Done = metrics.Done,
+            ShouldCheckpoint = metrics.ShouldCheckpoint,
+            TrialId = Context.TrialId,
+            ExperimentTag = Context.ExperimentTag,
+            Timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+            Date = TrialResult.FormatDate(now),
+            Pid = Pid,
+            Hostname = Hostname,
+        };
+        return new PendingResult(metrics, fields);
+    }
+
+    /// <summary>One iteration, read at once.</summary>
+    public TrialResult Train() => Materialize(new[] { Step() })[0];
+
+    /// <summary>
+    /// Reads every tensor metric of <paramref name="batch"/> with a single device-to-host copy and returns the
+    /// finished results, disposing the tensors.
+    /// </summary>
+    public IReadOnlyList<TrialResult> Materialize(IReadOnlyList<PendingResult> batch)
+    {
+        var tensors = new List<Tensor>();
+        foreach (var pending in batch)
+            foreach (var (_, value) in pending.Metrics.Entries)
+                if (value is Tensor t) tensors.Add(t);
+
+        double[] values = Array.Empty<double>();
+        if (tensors.Count > 0)
+        {
+            using var scope = NewDisposeScope();
+            using var stacked = stack(tensors.Select(t => t.detach().reshape(1).to(ScalarType.Float64)).ToArray()).cpu();
+            values = stacked.data<double>().ToArray();
+            foreach (var t in tensors) t.Dispose();
+        }
+
+        var results = new TrialResult[batch.Count];
+        int next = 0;
+        for (int i = 0; i < batch.Count; i++)
+        {
+            var pending = batch[i];
+            if (pending.Metrics.IsEndOfFunction)
+            {
+                results[i] = (i > 0 ? results[i - 1] : _last ?? pending.Fields) with { Done = true, IsDuplicate = true };
+                continue;
+            }
+            var entries = new List<KeyValuePair<string, object>>(pending.Metrics.Count);
+            foreach (var (key, value) in pending.Metrics.Entries)
+                entries.Add(new(key, value is Tensor ? values[next++] : value));
+            results[i] = pending.Fields with { Metrics = entries };
+        }
+        if (results.Length > 0) _last = results[^1];
+        return results;
+    }
+
+    /// <summary>The trainable's state plus the host's counters.</summary>
+    public TrainableState Save()
+    {
+        TrainableState state;
+        using (NewDisposeScope())
+            state = Trainable.Save();
+        long iteration = state.Metadata[StateIterationKey] is JsonValue v && v.TryGetValue<long>(out var it) ? it : _iteration;
+        state.Metadata[CountersKey] = new JsonObject
+        {
+            ["iteration"] = iteration,
+            ["time_total"] = _timeTotal,
+            ["timesteps_total"] = _timestepsTotal,
+            ["episodes_total"] = _episodesTotal,
+        };
+        return state;
+    }
+
+    /// <summary>Restores from any checkpoint; a memory checkpoint already on this device is restored without a copy.</summary>
+    public void Restore(Checkpoint checkpoint)
+    {
+        if (checkpoint is MemoryCheckpoint memory)
+        {
+            memory.WithState(Context.Device, Restore, Context.Cancellation);
+            return;
+        }
+        using var state = checkpoint.LoadState(Context.Device);
+        Restore(state);
+    }
+
+    public void Restore(TrainableState state)
+    {
+        using (NewDisposeScope())
+            Trainable.Restore(state);
+        if (state.Metadata[CountersKey] is JsonObject counters)
+        {
+            _iteration = counters["iteration"]?.GetValue<long>() ?? 0;
+            _timeTotal = counters["time_total"]?.GetValue<double>() ?? 0;
+            _timestepsTotal = counters["timesteps_total"]?.GetValue<long>();
+            _episodesTotal = counters["episodes_total"]?.GetValue<long>();
+        }
+        _timeSinceRestore = 0;
+        _iterationsSinceRestore = 0;
+        _timestepsSinceRestore = 0;
+        Trainable.Iteration = _iteration;
+    }
+
+    /// <summary>Reuses the trainable for a new trial (Ray's reset_config); false when the trainable cannot.</summary>
+    public bool Reset(TrialConfig config, TrainableContext context)
+    {
+        Trainable.Context = context;
+        if (!Trainable.Reset(config)) return false;
+        Trainable.Config = config;
+        Context = context;
+        _iteration = 0;
+        _timeTotal = 0;
+        _timestepsTotal = null;
+        _episodesTotal = null;
+        _timeSinceRestore = 0;
+        _iterationsSinceRestore = 0;
+        _timestepsSinceRestore = 0;
+        _last = null;
+        Trainable.Iteration = 0;
+        return true;
+    }
+
+    /// <summary>Applies a new config to the same trial without resetting counters (PBT's explore step).</summary>
+    public bool ApplyConfig(TrialConfig config)
+    {
+        if (!Trainable.Reset(config)) return false;
+        Trainable.Config = config;
+        return true;
+    }
+
+    public void Dispose() => Trainable.Dispose();
+
+    private TrialResult EmptyResult() => new()
+    {
+        Metrics = Array.Empty<KeyValuePair<string, object>>(),
+        TrialId = Context.TrialId,
+        ExperimentTag = Context.ExperimentTag,
+    };
+
+    private static long? AsLong(object value) => value switch
+    {
+        long l => l,
+        double d => (long)d,
+        Tensor t => (long)t.to(ScalarType.Float64).item<double>(),
+        _ => null,
+    };
+}
