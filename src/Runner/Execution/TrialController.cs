@@ -353,7 +353,7 @@ public sealed class TrialController : ITrialControl, IDisposable
                 trial.Checkpoints.ReleaseMemory();
                 SetStatus(trial, TrialStatus.Terminated, "stopped while waiting");
                 _scheduler.OnTrialRemove(this, trial);
-                _search.OnTrialComplete(trial.Id, trial.LastResult, error: false);
+                _search.OnTrialComplete(trial.Id, trial.LastResult, TrialOutcome.Pruned);
                 foreach (var cb in _callbacks) cb.OnTrialComplete(_iteration, _trials, trial);
                 break;
             case TrialStatus.Running:
@@ -364,7 +364,7 @@ public sealed class TrialController : ITrialControl, IDisposable
                 trial.Checkpoints.ReleaseMemory();
                 SetStatus(trial, TrialStatus.Terminated, "stopped");
                 _scheduler.OnTrialComplete(this, trial, trial.LastResult);
-                _search.OnTrialComplete(trial.Id, trial.LastResult, error: false);
+                _search.OnTrialComplete(trial.Id, trial.LastResult, TrialOutcome.Pruned);
                 foreach (var cb in _callbacks) cb.OnTrialComplete(_iteration, _trials, trial);
                 break;
         }
@@ -506,7 +506,7 @@ public sealed class TrialController : ITrialControl, IDisposable
             RecordError(trial, e);
             SetStatus(trial, TrialStatus.Error, "start failed");
             _scheduler.OnTrialError(this, trial);
-            _search.OnTrialComplete(trial.Id, trial.LastResult, error: true);
+            _search.OnTrialComplete(trial.Id, trial.LastResult, TrialOutcome.Errored);
             foreach (var cb in _callbacks) cb.OnTrialError(_iteration, _trials, trial);
             FailFastIfNeeded(trial, e);
             return;
@@ -568,7 +568,7 @@ public sealed class TrialController : ITrialControl, IDisposable
             trial.LastResult = result;
             decision = SchedulerDecision.Stop;
             _scheduler.OnTrialComplete(this, trial, result);
-            _search.OnTrialComplete(trial.Id, result, error: false);
+            _search.OnTrialComplete(trial.Id, result, TrialOutcome.Completed);
         }
         else
         {
@@ -587,7 +587,7 @@ public sealed class TrialController : ITrialControl, IDisposable
             {
                 result = result with { Done = true };
                 _scheduler.OnTrialComplete(this, trial, result);
-                _search.OnTrialComplete(trial.Id, result, error: false);
+                _search.OnTrialComplete(trial.Id, result, TrialOutcome.Completed);
                 decision = SchedulerDecision.Stop;
             }
             else
@@ -604,7 +604,7 @@ public sealed class TrialController : ITrialControl, IDisposable
                 if (decision == SchedulerDecision.Stop)
                 {
                     result = result with { Done = true };
-                    _search.OnTrialComplete(trial.Id, result, error: false);
+                    _search.OnTrialComplete(trial.Id, result, TrialOutcome.Pruned);
                 }
                 else
                 {
@@ -702,7 +702,7 @@ public sealed class TrialController : ITrialControl, IDisposable
 
         trial.IsRestoring = false;
         _scheduler.OnTrialError(this, trial);
-        _search.OnTrialComplete(trial.Id, trial.LastResult, error: true);
+        _search.OnTrialComplete(trial.Id, trial.LastResult, TrialOutcome.Errored);
         foreach (var cb in _callbacks) cb.OnTrialError(_iteration, _trials, trial);
         trial.Checkpoints.ReleaseMemory();
         SetStatus(trial, TrialStatus.Error, "failed");

@@ -3,6 +3,19 @@ using TorchTrials.Trainables;
 
 namespace TorchTrials.Runner.Search;
 
+/// <summary>How a trial ended, as searchers need to know it (Optuna ranks pruned trials apart from complete ones).</summary>
+public enum TrialOutcome
+{
+    /// <summary>It reached its stopping criteria or said it was done.</summary>
+    Completed,
+
+    /// <summary>A scheduler, a stopper of the whole experiment, or the user stopped it early.</summary>
+    Pruned,
+
+    /// <summary>It failed and will not be recovered.</summary>
+    Errored,
+}
+
 /// <summary>
 /// Where trials come from (Ray's SearchAlgorithm): the controller asks for the next trial whenever it has room,
 /// and reports results and completions back. Implementations: a fixed list, the basic variant generator, and a
@@ -24,7 +37,7 @@ public interface ISearchAlgorithm
 
     void OnTrialResult(string trialId, TrialResult result);
 
-    void OnTrialComplete(string trialId, TrialResult? result, bool error);
+    void OnTrialComplete(string trialId, TrialResult? result, TrialOutcome outcome);
 
     /// <summary>State needed to continue after a resume (for example how many trials were produced); null when stateless.</summary>
     JsonNode? SaveState();
@@ -60,7 +73,7 @@ public sealed class TrialListSearch : ISearchAlgorithm
 
     public void OnTrialResult(string trialId, TrialResult result) { }
 
-    public void OnTrialComplete(string trialId, TrialResult? result, bool error) { }
+    public void OnTrialComplete(string trialId, TrialResult? result, TrialOutcome outcome) { }
 
     public JsonNode? SaveState() => new JsonObject { ["produced"] = _produced };
 

@@ -142,9 +142,9 @@ public sealed class RecordingSearch : ISearchAlgorithm
 
     public void OnTrialResult(string trialId, TrialResult result) { }
 
-    public void OnTrialComplete(string trialId, TrialResult? result, bool error)
+    public void OnTrialComplete(string trialId, TrialResult? result, TrialOutcome outcome)
     {
-        if (error) ErroredTrials.Add(trialId);
+        if (outcome == TrialOutcome.Errored) ErroredTrials.Add(trialId);
         else CompletedTrials.Add(trialId);
     }
 
