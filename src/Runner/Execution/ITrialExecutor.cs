@@ -8,7 +8,11 @@ namespace TorchTrials.Runner.Execution;
 public abstract record ExecutorEvent(Trial Trial, int Incarnation);
 
 /// <summary>One or more training results, oldest first.</summary>
-public sealed record ResultEvent(Trial Trial, int Incarnation, IReadOnlyList<TrialResult> Results) : ExecutorEvent(Trial, Incarnation);
+public sealed record ResultEvent(Trial Trial, int Incarnation, IReadOnlyList<TrialResult> Results) : ExecutorEvent(Trial, Incarnation)
+{
+    /// <summary>False while the trial still works through the steps it was granted; more results follow.</summary>
+    public bool EndOfTraining { get; init; } = true;
+}
 
 /// <summary>A persistent save finished.</summary>
 public sealed record SaveEvent(Trial Trial, int Incarnation, PersistentCheckpoint Checkpoint) : ExecutorEvent(Trial, Incarnation);
@@ -39,13 +43,13 @@ public interface ITrialExecutor : IDisposable
 
     /// <summary>
     /// Grants a slot, builds (or reuses) the trainable and, when <paramref name="checkpoint"/> is given, restores it: a memory
-    /// checkpoint at once, a persistent one as a <see cref="RestoreEvent"/>. Training is queued unless a restore is pending.
+    /// checkpoint before any training, a persistent one as a <see cref="RestoreEvent"/> (and <see cref="Trial.IsRestoring"/> is set).
     /// Returns false when no slot is free; throws <see cref="TrialStartException"/> when the trial cannot start.
     /// </summary>
     bool Start(Trial trial, Checkpoint? checkpoint, TrainableContextFactory contextFactory);
 
-    /// <summary>Queues more training for a running trial.</summary>
-    void ContinueTraining(Trial trial);
+    /// <summary>Lets a running trial train up to <paramref name="steps"/> more iterations (ignored while it still has steps granted).</summary>
+    void ContinueTraining(Trial trial, int steps = 1);
 
     /// <summary>Saves the trial's state to a memory checkpoint (in the store), completed on the trial's thread.</summary>
     MemoryCheckpoint SaveToMemory(Trial trial);

@@ -101,21 +101,17 @@ public sealed class InlineTrialExecutor : ITrialExecutor
                 Discard(session);
                 throw new TrialStartException($"trial {trial.Id}: restoring its memory checkpoint failed: {e.Message}", e);
             }
-            Enqueue(new Operation(session, OperationKind.Train));
         }
         else if (checkpoint is PersistentCheckpoint persistent)
         {
             trial.IsRestoring = true;
             Enqueue(new Operation(session, OperationKind.Restore) { Checkpoint = persistent });
         }
-        else
-        {
-            Enqueue(new Operation(session, OperationKind.Train));
-        }
         return true;
     }
 
-    public void ContinueTraining(Trial trial)
+    /// <summary>Queues one training step (the inline executor always runs one iteration per event).</summary>
+    public void ContinueTraining(Trial trial, int steps = 1)
     {
         var session = SessionOf(trial);
         if (_queue.Any(o => o.Session == session && o.Kind == OperationKind.Train)) return;

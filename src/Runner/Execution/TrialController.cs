@@ -64,6 +64,9 @@ public sealed record ControllerOptions
     /// <summary>How long <see cref="TrialController.Step"/> waits for an event before returning.</summary>
     public TimeSpan EventWait { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>Iterations a trial may run ahead of the controller when the scheduler allows it (FIFO does); 1 is lock-step.</summary>
+    public int ResultBufferLength { get; init; } = 1;
+
     /// <summary>Base seed; each trial's seed derives from it and the trial's sequence.</summary>
     public long Seed { get; init; }
 }
@@ -255,8 +258,8 @@ public sealed class TrialController : ITrialControl, IDisposable
     }
 
     /// <summary>
-    /// Stops every running trial without ending it: each is saved to a persistent checkpoint when it can be and left
-    /// PENDING in the store, so a later <see cref="Resume"/> continues it.
+    /// Stops every running trial without ending it (Ctrl-C): each is left PENDING in the store, so a later
+    /// <see cref="Resume"/> continues it from its latest persistent checkpoint.
     /// </summary>
     public void Interrupt()
     {
@@ -516,7 +519,22 @@ public sealed class TrialController : ITrialControl, IDisposable
         if (checkpoint is not null && trial.LastResult is { } last && checkpoint.TrainingIteration < last.TrainingIteration)
             _store.ResultsRolledBack(trial, checkpoint.TrainingIteration);
         SetStatus(trial, TrialStatus.Running, checkpoint is null ? "started" : "restored");
+        if (!trial.IsRestoring) _executor.ContinueTraining(trial, StepsFor(trial));
         foreach (var cb in _callbacks) cb.OnTrialStart(_iteration, _trials, trial);
+    }
+
+    /// <summary>
+    /// Iterations a trial may run ahead of the controller: one, unless the scheduler allows buffering; then up to the
+    /// buffer length, never past the trial's iteration limit or its next periodic checkpoint.
+    /// </summary>
+    private int StepsFor(Trial trial)
+    {
+        if (_options.ResultBufferLength <= 1 || !_scheduler.SupportsResultBuffering) return 1;
+        long done = trial.LastResult?.TrainingIteration ?? 0;
+        long steps = _options.ResultBufferLength;
+        if (trial.Stop.TryGetValue(TrialResult.TrainingIterationKey, out var limit)) steps = Math.Min(steps, (long)Math.Ceiling(limit) - done);
+        if (trial.Checkpointing.Frequency > 0) steps = Math.Min(steps, trial.Checkpointing.Frequency - done % trial.Checkpointing.Frequency);
+        return (int)Math.Clamp(steps, 1, int.MaxValue);
     }
 
     private TrainableContext ContextFor(Trial trial, DeviceSlot slot) => new()
@@ -542,7 +560,7 @@ public sealed class TrialController : ITrialControl, IDisposable
                     var decision = ProcessResult(trial, result);
                     if (decision is null || decision != SchedulerDecision.Continue || trial.Status != TrialStatus.Running) return;
                 }
-                if (trial.Status == TrialStatus.Running && !trial.IsSaving) _executor.ContinueTraining(trial);
+                if (trial.Status == TrialStatus.Running && !trial.IsSaving) _executor.ContinueTraining(trial, StepsFor(trial));
                 break;
             case SaveEvent s:
                 ProcessSave(trial, s.Checkpoint);
@@ -550,7 +568,7 @@ public sealed class TrialController : ITrialControl, IDisposable
             case RestoreEvent:
                 trial.IsRestoring = false;
                 foreach (var cb in _callbacks) cb.OnTrialRestore(_iteration, _trials, trial);
-                _executor.ContinueTraining(trial);
+                _executor.ContinueTraining(trial, StepsFor(trial));
                 break;
             case FailureEvent f:
                 ProcessTrialFailure(trial, f.Error, f.DeviceLost);
@@ -654,7 +672,7 @@ public sealed class TrialController : ITrialControl, IDisposable
         if (_cachedDecisions.Remove(trial, out var decision))
         {
             ExecuteDecision(trial, decision);
-            if (decision == SchedulerDecision.Continue && trial.Status == TrialStatus.Running) _executor.ContinueTraining(trial);
+            if (decision == SchedulerDecision.Continue && trial.Status == TrialStatus.Running) _executor.ContinueTraining(trial, StepsFor(trial));
         }
     }
 

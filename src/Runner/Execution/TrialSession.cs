@@ -64,11 +64,12 @@ internal sealed class TrialSession : IDisposable
 
     public void Restore(Checkpoint checkpoint) => Host!.Restore(checkpoint);
 
+    /// <summary>PBT's exploit and explore, in Ray's order: take the new config (Reset), then load the donor's state over it.</summary>
     public void Exploit(Checkpoint donor, TrialConfig config)
     {
-        Host!.Restore(donor);
-        if (!Host.ApplyConfig(config))
+        if (!Host!.ApplyConfig(config))
             throw new InvalidOperationException($"trainable of trial {Trial.Id} cannot take a new config in place (Reset returned false), so PBT cannot explore it");
+        Host.Restore(donor);
     }
 
     public bool Reset(TrialConfig config, TrainableContext context) => Host!.Reset(config, context);

@@ -32,7 +32,11 @@ public sealed class FakeTrainable : Trainable
         if (Config.GetBool("mock_error", false) && Iteration == 1 && (Config.GetBool("persistent_error", false) || !_restored))
             throw new InvalidOperationException("mock error");
         double sleep = Config.GetDouble("sleep", 0);
-        if (sleep > 0) Thread.Sleep(TimeSpan.FromSeconds(sleep));
+        if (sleep > 0)
+        {
+            Context.Cancellation.WaitHandle.WaitOne(TimeSpan.FromSeconds(sleep));
+            Context.Cancellation.ThrowIfCancellationRequested();
+        }
         var metrics = new Metrics
         {
             { "episode_reward_mean", 10.0 },

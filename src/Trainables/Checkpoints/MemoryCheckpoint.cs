@@ -31,6 +31,8 @@ public sealed class MemoryCheckpoint : Checkpoint
     private string? _spillPath;
     private Exception? _error;
     private bool _deleted;
+    private bool _deleteRequested;
+    private int _leases;
 
     private MemoryCheckpoint(TrialResult? result) : base(result) { }
 
@@ -164,11 +166,48 @@ public sealed class MemoryCheckpoint : Checkpoint
         }
     }
 
+    /// <summary>Keeps the state alive until the lease is disposed, even if the owner deletes the checkpoint meanwhile.</summary>
+    public IDisposable Retain()
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_deleted, this);
+            _leases++;
+        }
+        return new Lease(this);
+    }
+
+    private void ReleaseLease()
+    {
+        bool delete;
+        lock (_gate)
+        {
+            _leases--;
+            delete = _leases == 0 && _deleteRequested;
+        }
+        if (delete) Delete();
+    }
+
+    private sealed class Lease(MemoryCheckpoint owner) : IDisposable
+    {
+        private int _done;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0) owner.ReleaseLease();
+        }
+    }
+
     public override void Delete()
     {
         lock (_gate)
         {
             if (_deleted) return;
+            if (_leases > 0)
+            {
+                _deleteRequested = true;
+                return;
+            }
             _deleted = true;
             _state?.Dispose();
             _state = null;

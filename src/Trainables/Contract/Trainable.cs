@@ -7,7 +7,7 @@ using TorchTrials.Trainables.Checkpoints;
 namespace TorchTrials.Trainables;
 
 /// <summary>What a trainable knows about where it runs. Trainables know nothing of schedulers or other trials.</summary>
-public sealed class TrainableContext
+public sealed record TrainableContext
 {
     public required string TrialId { get; init; }
 

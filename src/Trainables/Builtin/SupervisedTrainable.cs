@@ -1,0 +1,172 @@
+using System.Text.Json.Nodes;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchTrials.Trainables.Checkpoints;
+using static TorchSharp.torch;
+
+namespace TorchTrials.Trainables.Builtin;
+
+/// <summary>
+/// Shared machinery of the built-in supervised trainables: data resident on the trial's device, one iteration = one
+/// pass over the training set in shuffled mini-batches, validation after each pass, metrics reported as device
+/// tensors (read in batches by the runner), checkpoints of model and optimizer state through
+/// <see cref="TrainableState.Capture"/>. Hyperparameters read from the config:
+/// <c>lr</c>, <c>batch_size</c>, <c>optimizer</c> (adam, adamw, sgd, rmsprop), <c>weight_decay</c>, <c>momentum</c> (sgd, rmsprop).
+/// </summary>
+public abstract class SupervisedTrainable : Trainable
+{
+    private Tensor? _trainX;
+    private Tensor? _trainY;
+    private Tensor? _validX;
+    private Tensor? _validY;
+    private Random _shuffle = new(0);
+
+    protected nn.Module<Tensor, Tensor>? Model { get; private set; }
+
+    protected optim.Optimizer? Optimizer { get; private set; }
+
+    /// <summary>Builds the network for <paramref name="config"/>; called in Setup and when a reset changes the architecture.</summary>
+    protected abstract nn.Module<Tensor, Tensor> BuildModel(TrialConfig config);
+
+    /// <summary>Training and validation data as host arrays: features row-major, targets.</summary>
+    protected abstract (Array TrainX, long[] TrainShape, Array TrainY, Array ValidX, long[] ValidShape, Array ValidY) LoadData(TrialConfig config);
+
+    /// <summary>The loss of a batch.</summary>
+    protected abstract Tensor Loss(Tensor output, Tensor target);
+
+    /// <summary>Adds validation metrics (as 0-d tensors) for the validation outputs.</summary>
+    protected abstract void AddValidationMetrics(Metrics metrics, Tensor output, Tensor target);
+
+    public override void Setup(TrialConfig config)
+    {
+        var device = Context.Device;
+        var data = LoadData(config);
+        _trainX = from_array(data.TrainX).reshape(data.TrainShape).to(device).DetachFromDisposeScope();
+        _trainY = from_array(data.TrainY).to(device).DetachFromDisposeScope();
+        _validX = from_array(data.ValidX).reshape(data.ValidShape).to(device).DetachFromDisposeScope();
+        _validY = from_array(data.ValidY).to(device).DetachFromDisposeScope();
+        Build(config);
+    }
+
+    private void Build(TrialConfig config)
+    {
+        Optimizer?.Dispose();
+        Model?.Dispose();
+        var model = BuildModel(config);
+        InitialiseWeights(model, Context.Seed);
+        model.to(Context.Device);
+        Model = model;
+        Optimizer = CreateOptimizer(model.parameters(), config);
+        _shuffle = new Random(unchecked((int)Context.Seed));
+    }
+
+    public override Metrics Step()
+    {
+        var model = Model!;
+        var optimizer = Optimizer!;
+        int batchSize = Math.Max(1, Config.GetInt("batch_size", 64));
+        long n = _trainY!.shape[0];
+        model.train();
+
+        var order = new long[n];
+        for (long i = 0; i < n; i++) order[i] = i;
+        // The epoch's order depends only on the trial seed and the epoch, so a restored trial replays it exactly.
+        new Random(unchecked((int)(Context.Seed * 1_000_003 + Iteration))).Shuffle(order);
+        using var perm = tensor(order, device: Context.Device);
+
+        var lossSum = zeros(1, device: Context.Device);
+        for (long start = 0; start < n; start += batchSize)
+        {
+            Context.Cancellation.ThrowIfCancellationRequested();
+            using var scope = NewDisposeScope();
+            var idx = perm.narrow(0, start, Math.Min(batchSize, n - start));
+            var x = _trainX!.index_select(0, idx);
+            var y = _trainY.index_select(0, idx);
+            optimizer.zero_grad();
+            var loss = Loss(model.forward(x), y);
+            loss.backward();
+            optimizer.step();
+            lossSum.add_(loss.detach() * idx.shape[0]);
+        }
+
+        var metrics = new Metrics();
+        metrics.Add("loss", lossSum / n);
+        model.eval();
+        using (no_grad())
+        {
+            var output = model.forward(_validX!);
+            metrics.Add("val_loss", Loss(output, _validY!));
+            AddValidationMetrics(metrics, output, _validY!);
+        }
+        metrics.Add("lr", Config.GetDouble("lr", 1e-3));
+        return metrics;
+    }
+
+    public override TrainableState Save() =>
+        TrainableState.Capture(Model, Optimizer, new JsonObject { ["trainable"] = GetType().Name });
+
+    public override void Restore(TrainableState state) => state.RestoreInto(Model, Optimizer);
+
+    /// <summary>
+    /// Takes a new config: a fresh model and optimizer with the new hyperparameters (the state a restore may then
+    /// overwrite, which is how PBT's explore uses it), on the same device and data.
+    /// </summary>
+    public override bool Reset(TrialConfig newConfig)
+    {
+        Config = newConfig;
+        Build(newConfig);
+        return true;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (!disposing) return;
+        Optimizer?.Dispose();
+        Model?.Dispose();
+        _trainX?.Dispose();
+        _trainY?.Dispose();
+        _validX?.Dispose();
+        _validY?.Dispose();
+    }
+
+    /// <summary>The optimizer named by <c>optimizer</c> in the config; an unknown name is an error naming the key.</summary>
+    public static optim.Optimizer CreateOptimizer(IEnumerable<Parameter> parameters, TrialConfig config)
+    {
+        double lr = config.GetDouble("lr", 1e-3);
+        double wd = config.GetDouble("weight_decay", 0);
+        double momentum = config.GetDouble("momentum", 0.9);
+        if (lr <= 0) throw new ArgumentOutOfRangeException("lr", $"config key 'lr' must be positive, got {lr}");
+        if (wd < 0) throw new ArgumentOutOfRangeException("weight_decay", $"config key 'weight_decay' must not be negative, got {wd}");
+        return config.GetString("optimizer", "adam").ToLowerInvariant() switch
+        {
+            "adam" => optim.Adam(parameters, lr, weight_decay: wd),
+            "adamw" => optim.AdamW(parameters, lr, weight_decay: wd),
+            "sgd" => optim.SGD(parameters, lr, momentum: momentum, weight_decay: wd),
+            "rmsprop" => optim.RMSProp(parameters, lr, momentum: momentum, weight_decay: wd),
+            var other => throw new ArgumentException($"config key 'optimizer' must be adam, adamw, sgd or rmsprop, got '{other}'", "optimizer"),
+        };
+    }
+
+    /// <summary>
+    /// PyTorch's default initialisation (uniform in ±1/sqrt(fan_in) for weights and biases of linear and conv layers),
+    /// drawn from a generator seeded per trial so that trials are reproducible even when they start concurrently.
+    /// </summary>
+    protected static void InitialiseWeights(nn.Module model, long seed)
+    {
+        using var generator = new Generator(unchecked((ulong)seed), CPU);
+        using var _ = no_grad();
+        foreach (var (_, module) in model.named_modules())
+        {
+            if (module is not (Linear or Conv2d)) continue;
+            var parameters = module.named_parameters(recurse: false).ToDictionary(p => p.name, p => p.parameter);
+            if (!parameters.TryGetValue("weight", out var weight)) continue;
+            long fanIn = weight.shape.Skip(1).Aggregate(1L, (a, b) => a * b);
+            double bound = 1.0 / Math.Sqrt(fanIn);
+            foreach (var p in parameters.Values)
+            {
+                using var values = rand(p.shape, generator: generator) * (2 * bound) - bound;
+                p.copy_(values);
+            }
+        }
+    }
+}

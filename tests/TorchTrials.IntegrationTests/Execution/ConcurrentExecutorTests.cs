@@ -1,0 +1,124 @@
+using System.Diagnostics;
+using TorchTrials.Gpu;
+using TorchTrials.Runner;
+using TorchTrials.Runner.Execution;
+using TorchTrials.Runner.Search;
+using TorchTrials.Runner.Store;
+using TorchTrials.Trainables;
+using Xunit.Abstractions;
+
+namespace TorchTrials.IntegrationTests.Execution;
+
+public class ConcurrentExecutorTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "torchtrials-it", Guid.NewGuid().ToString("N")[..12]);
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_dir, true); } catch (IOException) { }
+    }
+
+    private static Dictionary<string, double> StopAt(int n) => new() { [TrialResult.TrainingIterationKey] = n };
+
+    private TrialController Controller(int cpus, TrainableRegistry registry, IEnumerable<Trial> trials, int buffer = 1, bool sqlite = true, CancellationToken cancel = default)
+    {
+        var allocator = new DeviceSlotAllocator(DeviceInventory.Simulated(cpus));
+        var executor = new ConcurrentTrialExecutor(allocator, registry, new ExecutorOptions { SpillDirectory = Path.Combine(_dir, "spill") });
+        IExperimentStore store = sqlite ? SqliteExperimentStore.Open(_dir) : new NullExperimentStore(_dir);
+        return new TrialController(executor, registry, new TrialListSearch(trials), store: store,
+            options: new ControllerOptions { ExperimentDirectory = _dir, ResultBufferLength = buffer, MaxPendingTrials = 1000 });
+    }
+
+    [Fact]
+    public void Trials_on_separate_slots_really_run_at_the_same_time()
+    {
+        int running = 0, maxRunning = 0;
+        var threads = new System.Collections.Concurrent.ConcurrentDictionary<int, byte>();
+        var registry = TrainableRegistry.CreateDefault().RegisterFunction("overlap", Overlapping);
+        IEnumerable<Metrics> Overlapping(TrialConfig config, FunctionContext context)
+        {
+            for (int i = 0; i < 3; i++)
+            {
+                int now = Interlocked.Increment(ref running);
+                int seen;
+                while ((seen = Volatile.Read(ref maxRunning)) < now && Interlocked.CompareExchange(ref maxRunning, now, seen) != seen) { }
+                threads[Environment.CurrentManagedThreadId] = 0;
+                Thread.Sleep(60);
+                Interlocked.Decrement(ref running);
+                yield return new Metrics { { "i", i } };
+            }
+        }
+
+        using var controller = Controller(4, registry, Enumerable.Range(0, 4).Select(_ => new Trial("overlap", resources: new Resources(cpu: 1))));
+        var clock = Stopwatch.StartNew();
+        controller.Run();
+        output.WriteLine($"4 trials x 3 steps of 60 ms in {clock.ElapsedMilliseconds} ms, max {maxRunning} at once, {threads.Count} threads");
+
+        Assert.All(controller.Trials, t => Assert.Equal(TrialStatus.Terminated, t.Status));
+        Assert.Equal(4, maxRunning);
+        Assert.Equal(4, threads.Count);
+    }
+
+    [Fact]
+    public void Under_load_no_result_is_lost_or_duplicated()
+    {
+        const int trials = 200, results = 50;
+        var registry = TrainableRegistry.CreateDefault();
+        var store = default(SqliteExperimentStore);
+        using (var controller = Controller(2, registry,
+                   Enumerable.Range(0, trials).Select(i => new Trial("noop", trialId: $"t{i:D3}", resources: new Resources(cpu: 0.25), stop: StopAt(results))),
+                   buffer: 16))
+        {
+            var clock = Stopwatch.StartNew();
+            controller.Run();
+            output.WriteLine($"{trials} trials x {results} results in {clock.Elapsed.TotalSeconds:0.00} s ({trials * results / clock.Elapsed.TotalSeconds:0} results/s)");
+            Assert.All(controller.Trials, t => Assert.Equal(TrialStatus.Terminated, t.Status));
+            Assert.All(controller.Trials, t => Assert.Equal(results, t.LastResult!.TrainingIteration));
+        }
+
+        store = SqliteExperimentStore.Open(_dir);
+        using (store)
+        {
+            Assert.Equal(trials * results, store.Count("results"));
+            for (int i = 0; i < trials; i += 37)
+                Assert.Equal(Enumerable.Range(1, results).Select(n => (long)n), store.ResultsOf($"t{i:D3}").Select(r => r.TrainingIteration));
+        }
+    }
+
+    [Fact]
+    public void Cancelling_a_run_stops_every_trial_promptly_and_the_run_resumes_to_the_same_end()
+    {
+        var registry = TrainableRegistry.CreateDefault();
+        var config = TrialConfig.From(("sleep", 0.05));
+        var trialList = Enumerable.Range(0, 6)
+            .Select(i => new Trial("__fake", config, $"c{i}", new Resources(cpu: 1), StopAt(20), new CheckpointConfig { Frequency = 5 }))
+            .ToList();
+        using var cancel = new CancellationTokenSource();
+        using (var controller = Controller(2, registry, trialList))
+        {
+            var clock = Stopwatch.StartNew();
+            cancel.CancelAfter(TimeSpan.FromMilliseconds(1500));
+            controller.Run(cancel.Token);
+            output.WriteLine($"Run returned {clock.ElapsedMilliseconds - 1500} ms after the cancellation");
+            Assert.False(controller.IsFinished);
+            Assert.Contains(controller.Trials, t => t.Status == TrialStatus.Pending);
+            Assert.DoesNotContain(controller.Trials, t => t.Status == TrialStatus.Running);
+        }
+
+        var allocator = new DeviceSlotAllocator(DeviceInventory.Simulated(2));
+        using (var resumed = TrialController.Resume(SqliteExperimentStore.Open(_dir), new ConcurrentTrialExecutor(allocator, registry), registry,
+                   options: new ControllerOptions { ExperimentDirectory = _dir }))
+        {
+            Assert.Equal(6, resumed.Trials.Count);
+            Assert.Contains(resumed.Trials, t => t.Checkpoint is not null);
+            resumed.Run();
+            Assert.All(resumed.Trials, t => Assert.Equal(TrialStatus.Terminated, t.Status));
+            Assert.All(resumed.Trials, t => Assert.Equal(20, t.LastResult!.TrainingIteration));
+            Assert.Equal(0, allocator.LiveSlots);
+        }
+        using var store = SqliteExperimentStore.Open(_dir);
+        Assert.Equal(6 * 20, store.Count("results"));
+        foreach (var t in trialList)
+            Assert.Equal(Enumerable.Range(1, 20).Select(n => (long)n), store.ResultsOf(t.Id).Select(r => r.TrainingIteration));
+    }
+}
