@@ -133,7 +133,7 @@ public sealed class SqliteExperimentStore : IExperimentStore
                     Run(trialCmd, w.Key, w.Number, w.Text, w.Text2, w.Time);
                     break;
                 case WriteKind.Result:
-                    Run(resultCmd, w.Key, w.Number, w.Result!.ToJsonObject().ToJsonString());
+                    Run(resultCmd, w.Key, w.Number, Loggers.ResultJson.Serialize(w.Result!));
                     break;
                 case WriteKind.Rollback:
                     Run(rollbackCmd, w.Key, w.Number);

@@ -1,0 +1,275 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using TorchTrials.Runner.Callbacks;
+using TorchTrials.Trainables;
+
+namespace TorchTrials.Runner.Loggers;
+
+/// <summary>Which per-trial files to write.</summary>
+public sealed record TrialFileOptions
+{
+    /// <summary>progress.csv: one row per result, columns fixed by the first result (as Ray's CSVLogger).</summary>
+    public bool Csv { get; init; } = true;
+
+    /// <summary>result.json: one JSON object per line, with the config (as Ray's JsonLogger).</summary>
+    public bool Json { get; init; } = true;
+
+    /// <summary>TensorBoard event files with every numeric value of each result.</summary>
+    public bool TensorBoard { get; init; } = true;
+
+    /// <summary>How often buffered rows are pushed to disk.</summary>
+    public TimeSpan FlushInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    public static TrialFileOptions None { get; } = new() { Csv = false, Json = false, TensorBoard = false };
+}
+
+/// <summary>
+/// Writes the files Ray Tune users read with their usual tools, in each trial's directory: params.json, progress.csv,
+/// result.json and TensorBoard events. Writes are buffered and flushed on an interval and when a trial stops. When a
+/// trial resumes from a checkpoint older than its last result, rows after the checkpoint are removed so each file
+/// tells the trial's actual history.
+/// </summary>
+public sealed class TrialFileLogger : ITrialCallback, IDisposable
+{
+    public const string ParamsFile = "params.json";
+    public const string ProgressFile = "progress.csv";
+    public const string ResultFile = "result.json";
+
+    private readonly TrialFileOptions _options;
+    private readonly ILogger _logger;
+    private readonly Dictionary<Trial, Files> _open = new();
+    private readonly Dictionary<Trial, long> _lastLogged = new();
+    private long _lastFlush = Stopwatch.GetTimestamp();
+
+    public TrialFileLogger(TrialFileOptions? options = null, ILogger? logger = null)
+    {
+        _options = options ?? new TrialFileOptions();
+        _logger = logger ?? NullLogger.Instance;
+    }
+
+    public void OnTrialStart(int iteration, IReadOnlyList<Trial> trials, Trial trial)
+    {
+        if (trial.LogDirectory is null) return;
+        try
+        {
+            long resumeAt = trial.Checkpoint?.TrainingIteration ?? 0;
+            if (_lastLogged.TryGetValue(trial, out var last) ? last > resumeAt : ExistingRowsBeyond(trial, resumeAt))
+            {
+                Close(trial);
+                Truncate(trial, resumeAt);
+            }
+            _lastLogged[trial] = Math.Min(_lastLogged.GetValueOrDefault(trial, resumeAt), resumeAt);
+            File.WriteAllText(Path.Combine(trial.LogDirectory, ParamsFile), trial.Config.ToJsonObject().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        }
+        catch (IOException e)
+        {
+            _logger.LogWarning(e, "Could not prepare the files of trial {TrialId}", trial.Id);
+        }
+    }
+
+    public void OnTrialResult(int iteration, IReadOnlyList<Trial> trials, Trial trial, TrialResult result)
+    {
+        if (trial.LogDirectory is null) return;
+        try
+        {
+            var files = Open(trial, result);
+            if (files.Csv is not null) files.Csv.WriteLine(CsvRow(files.Columns!, result, trial.Config));
+            files.Json?.WriteLine(ResultJson.Serialize(result, trial.Config));
+            files.Events?.AddScalars(result.TrainingIteration, result.Timestamp, Scalars(result));
+            _lastLogged[trial] = result.TrainingIteration;
+        }
+        catch (IOException e)
+        {
+            _logger.LogWarning(e, "Could not write the result of trial {TrialId}", trial.Id);
+        }
+    }
+
+    public void OnStepEnd(int iteration, IReadOnlyList<Trial> trials)
+    {
+        if (Stopwatch.GetElapsedTime(_lastFlush) < _options.FlushInterval) return;
+        Flush();
+    }
+
+    public void OnTrialStatusChanged(Trial trial, TrialStatus previous, string reason)
+    {
+        if (previous == TrialStatus.Running && trial.Status != TrialStatus.Running) Close(trial);
+    }
+
+    public void OnExperimentEnd(IReadOnlyList<Trial> trials) => Dispose();
+
+    /// <summary>Pushes every buffered row to disk.</summary>
+    public void Flush()
+    {
+        _lastFlush = Stopwatch.GetTimestamp();
+        foreach (var files in _open.Values) files.Flush();
+    }
+
+    public void Dispose()
+    {
+        foreach (var trial in _open.Keys.ToList()) Close(trial);
+    }
+
+    private Files Open(Trial trial, TrialResult first)
+    {
+        if (_open.TryGetValue(trial, out var files)) return files;
+        var dir = trial.LogDirectory!;
+        Directory.CreateDirectory(dir);
+        files = new Files();
+        if (_options.Csv)
+        {
+            var path = Path.Combine(dir, ProgressFile);
+            bool exists = File.Exists(path) && new FileInfo(path).Length > 0;
+            files.Columns = exists ? ReadHeader(path) : Columns(first, trial.Config);
+            files.Csv = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read, 1 << 16), Encoding.UTF8);
+            if (!exists) files.Csv.WriteLine(string.Join(",", files.Columns.Select(Csv)));
+        }
+        if (_options.Json)
+            files.Json = new StreamWriter(new FileStream(Path.Combine(dir, ResultFile), FileMode.Append, FileAccess.Write, FileShare.Read, 1 << 16), Encoding.UTF8);
+        if (_options.TensorBoard)
+            files.Events = new TfEventWriter(dir);
+        _open[trial] = files;
+        return files;
+    }
+
+    private void Close(Trial trial)
+    {
+        if (!_open.Remove(trial, out var files)) return;
+        try
+        {
+            files.Dispose();
+        }
+        catch (IOException e)
+        {
+            _logger.LogWarning(e, "Could not close the files of trial {TrialId}", trial.Id);
+        }
+    }
+
+    private static bool ExistingRowsBeyond(Trial trial, long iteration)
+    {
+        var path = Path.Combine(trial.LogDirectory!, ResultFile);
+        if (!File.Exists(path)) return false;
+        return File.ReadLines(path).Any(line => IterationOf(line) > iteration);
+    }
+
+    private static void Truncate(Trial trial, long keepThrough)
+    {
+        var json = Path.Combine(trial.LogDirectory!, ResultFile);
+        if (File.Exists(json))
+            File.WriteAllLines(json, File.ReadAllLines(json).Where(line => IterationOf(line) is { } i && i <= keepThrough));
+        var csv = Path.Combine(trial.LogDirectory!, ProgressFile);
+        if (File.Exists(csv))
+        {
+            var lines = File.ReadAllLines(csv);
+            if (lines.Length == 0) return;
+            int column = Array.IndexOf(SplitCsv(lines[0]), TrialResult.TrainingIterationKey);
+            File.WriteAllLines(csv, lines.Take(1).Concat(lines.Skip(1).Where(line =>
+                column >= 0 && long.TryParse(SplitCsv(line).ElementAtOrDefault(column), NumberStyles.Integer, CultureInfo.InvariantCulture, out var i) && i <= keepThrough)));
+        }
+    }
+
+    private static long? IterationOf(string jsonLine)
+    {
+        if (string.IsNullOrWhiteSpace(jsonLine)) return null;
+        try
+        {
+            using var doc = JsonDocument.Parse(jsonLine);
+            return doc.RootElement.TryGetProperty(TrialResult.TrainingIterationKey, out var v) ? v.GetInt64() : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static string[] Columns(TrialResult result, TrialConfig config) =>
+        result.Metrics.Select(m => m.Key)
+            .Concat(TrialResult.AutoKeys.Where(k => result.TryGet(k, out _)))
+            .Concat(config.Keys.Select(k => "config/" + k))
+            .Distinct(StringComparer.Ordinal)
+            .ToArray();
+
+    private static string CsvRow(string[] columns, TrialResult result, TrialConfig config)
+    {
+        var sb = new StringBuilder(256);
+        for (int i = 0; i < columns.Length; i++)
+        {
+            if (i > 0) sb.Append(',');
+            var column = columns[i];
+            object? value = column.StartsWith("config/", StringComparison.Ordinal)
+                ? (config.TryGetValue(column[7..], out var c) ? c : null)
+                : result[column];
+            sb.Append(Csv(value switch
+            {
+                null => "",
+                double d => d.ToString("R", CultureInfo.InvariantCulture),
+                bool b => b ? "True" : "False",
+                _ => TrialConfig.Format(value),
+            }));
+        }
+        return sb.ToString();
+    }
+
+    private static IEnumerable<KeyValuePair<string, double>> Scalars(TrialResult result)
+    {
+        foreach (var (key, value) in result.Metrics)
+        {
+            if (value is double d) yield return new("torchtrials/" + key, d);
+            else if (value is long l) yield return new("torchtrials/" + key, l);
+        }
+        yield return new("torchtrials/" + TrialResult.TimeTotalKey, result.TimeTotalS);
+        yield return new("torchtrials/" + TrialResult.TimeThisIterKey, result.TimeThisIterS);
+    }
+
+    private static string Csv(string text) =>
+        text.IndexOfAny(new[] { ',', '"', '\n', '\r' }) < 0 ? text : "\"" + text.Replace("\"", "\"\"") + "\"";
+
+    private static string[] ReadHeader(string path) => SplitCsv(File.ReadLines(path).First());
+
+    private static string[] SplitCsv(string line)
+    {
+        var cells = new List<string>();
+        var cell = new StringBuilder();
+        bool quoted = false;
+        for (int i = 0; i < line.Length; i++)
+        {
+            char c = line[i];
+            if (quoted)
+            {
+                if (c == '"' && i + 1 < line.Length && line[i + 1] == '"') { cell.Append('"'); i++; }
+                else if (c == '"') quoted = false;
+                else cell.Append(c);
+            }
+            else if (c == '"') quoted = true;
+            else if (c == ',') { cells.Add(cell.ToString()); cell.Clear(); }
+            else cell.Append(c);
+        }
+        cells.Add(cell.ToString());
+        return cells.ToArray();
+    }
+
+    private sealed class Files : IDisposable
+    {
+        public string[]? Columns { get; set; }
+        public StreamWriter? Csv { get; set; }
+        public StreamWriter? Json { get; set; }
+        public TfEventWriter? Events { get; set; }
+
+        public void Flush()
+        {
+            Csv?.Flush();
+            Json?.Flush();
+            Events?.Flush();
+        }
+
+        public void Dispose()
+        {
+            Csv?.Dispose();
+            Json?.Dispose();
+            Events?.Dispose();
+        }
+    }
+}

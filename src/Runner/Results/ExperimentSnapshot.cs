@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using TorchTrials.Gpu;
+using TorchTrials.Runner.Callbacks;
+using TorchTrials.Runner.Schedulers;
+using TorchTrials.Trainables;
+
+namespace TorchTrials.Runner.Results;
+
+/// <summary>A trial as a progress table shows it.</summary>
+public sealed record TrialRow(
+    string TrialId,
+    TrialStatus Status,
+    IReadOnlyList<KeyValuePair<string, string>> Params,
+    long Iteration,
+    double? Metric,
+    string Resources,
+    double TimeTotalS,
+    string? Error);
+
+/// <summary>An immutable picture of the experiment, pushed to renderers; they never touch the controller's objects.</summary>
+public sealed record ExperimentSnapshot(
+    string Name,
+    TimeSpan Elapsed,
+    IReadOnlyList<TrialRow> Trials,
+    IReadOnlyDictionary<TrialStatus, int> Counts,
+    string ResourceUsage,
+    string? Metric,
+    MetricMode? Mode,
+    TrialRow? Best,
+    bool Finished)
+{
+    public int Total => Trials.Count;
+}
+
+/// <summary>
+/// Builds an <see cref="ExperimentSnapshot"/> on the controller's thread at most every <c>interval</c> and hands it to
+/// <c>publish</c> (a channel writer, a notebook display, a test), plus a final one when the experiment ends.
+/// </summary>
+public sealed class SnapshotPublisher(
+    string name,
+    DeviceSlotAllocator allocator,
+    string? metric,
+    MetricMode? mode,
+    TimeSpan interval,
+    Action<ExperimentSnapshot> publish) : ITrialCallback
+{
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private TimeSpan _last = TimeSpan.MinValue;
+
+    public void OnStepEnd(int iteration, IReadOnlyList<Trial> trials)
+    {
+        if (_clock.Elapsed - _last < interval) return;
+        _last = _clock.Elapsed;
+        publish(Build(trials, finished: false));
+    }
+
+    public void OnExperimentEnd(IReadOnlyList<Trial> trials) => publish(Build(trials, finished: true));
+
+    /// <summary>The snapshot of <paramref name="trials"/> now.</summary>
+    public ExperimentSnapshot Build(IReadOnlyList<Trial> trials, bool finished)
+    {
+        var rows = new List<TrialRow>(trials.Count);
+        foreach (var t in trials)
+        {
+            double? value = metric is not null && t.LastResult is { } r && r.TryGetDouble(metric, out var v) ? v : null;
+            var shown = t.EvaluatedParams.Count > 0 ? t.EvaluatedParams : (IEnumerable<KeyValuePair<string, object?>>)t.Config;
+            rows.Add(new TrialRow(
+                t.Id, t.Status,
+                shown.Select(kv => new KeyValuePair<string, string>(kv.Key, TrialConfig.Format(kv.Value))).ToList(),
+                t.LastResult?.TrainingIteration ?? 0, value, t.Resources.ToString(), t.LastResult?.TimeTotalS ?? 0, t.ErrorMessage));
+        }
+        TrialRow? best = null;
+        if (metric is not null)
+        {
+            var sign = mode == MetricMode.Min ? -1.0 : 1.0;
+            best = rows.Where(r => r.Metric is not null).MaxBy(r => sign * r.Metric!.Value);
+        }
+        var counts = Enum.GetValues<TrialStatus>().ToDictionary(s => s, s => rows.Count(r => r.Status == s));
+        return new ExperimentSnapshot(name, _clock.Elapsed, rows, counts, allocator.DescribeUsage(), metric, mode, best, finished);
+    }
+}

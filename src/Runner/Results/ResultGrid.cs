@@ -1,0 +1,144 @@
+using System.Collections;
+using System.Globalization;
+using TorchTrials.Runner.Schedulers;
+using TorchTrials.Trainables;
+using TorchTrials.Trainables.Checkpoints;
+
+namespace TorchTrials.Runner.Results;
+
+/// <summary>Which value of a trial's metric ranks it (Ray's get_best_result scope).</summary>
+public enum MetricScope
+{
+    /// <summary>The value in the trial's last result.</summary>
+    Last,
+
+    /// <summary>The best value the trial ever reported.</summary>
+    All,
+
+    /// <summary>The average of every value the trial reported.</summary>
+    Average,
+}
+
+/// <summary>One trial's outcome: config, status, last result, best checkpoint and error.</summary>
+[TypeFormatterSource(typeof(ResultFormatterSource))]
+public sealed record TrialSummary
+{
+    public required string TrialId { get; init; }
+    public required string TrainableName { get; init; }
+    public required TrialStatus Status { get; init; }
+    public required TrialConfig Config { get; init; }
+    public string ExperimentTag { get; init; } = "";
+    public TrialResult? LastResult { get; init; }
+    public IReadOnlyDictionary<string, MetricSummary> Metrics { get; init; } = new Dictionary<string, MetricSummary>();
+    public string? LogDirectory { get; init; }
+
+    /// <summary>Directory of the best kept persistent checkpoint, or of the newest one; null when none was saved to disk.</summary>
+    public string? CheckpointPath { get; init; }
+
+    public string? Error { get; init; }
+    public string? ErrorFile { get; init; }
+    public int NumFailures { get; init; }
+
+    /// <summary>The value of <paramref name="metric"/> under <paramref name="scope"/>, signed so that larger is better for <paramref name="mode"/>.</summary>
+    public double? Score(string metric, MetricMode mode, MetricScope scope)
+    {
+        double? value = scope switch
+        {
+            MetricScope.Last => LastResult is { } r && r.TryGetDouble(metric, out var v) ? v : null,
+            MetricScope.All => Metrics.TryGetValue(metric, out var s) ? (mode == MetricMode.Max ? s.Max : s.Min) : null,
+            _ => Metrics.TryGetValue(metric, out var a) ? a.Average : null,
+        };
+        if (value is null || double.IsNaN(value.Value)) return null;
+        return mode == MetricMode.Max ? value : -value;
+    }
+
+    public static TrialSummary Of(Trial trial) => new()
+    {
+        TrialId = trial.Id,
+        TrainableName = trial.TrainableName,
+        Status = trial.Status,
+        Config = trial.Config,
+        ExperimentTag = trial.ExperimentTag,
+        LastResult = trial.LastResult,
+        Metrics = trial.MetricAnalysis.ToDictionary(kv => kv.Key, kv => kv.Value),
+        LogDirectory = trial.LogDirectory,
+        CheckpointPath = (trial.Checkpoints.Best.FirstOrDefault() ?? trial.Checkpoints.NewestPersistent as PersistentCheckpoint)?.Directory,
+        Error = trial.ErrorMessage,
+        ErrorFile = trial.ErrorFile,
+        NumFailures = trial.NumFailures,
+    };
+}
+
+/// <summary>
+/// The outcome of a sweep (Ray's ResultGrid): every trial's summary, the best one by metric and mode, the errors, and
+/// rows for tabular tools. Renders as an HTML table in .NET notebooks.
+/// </summary>
+[TypeFormatterSource(typeof(ResultFormatterSource))]
+public sealed class ResultGrid : IReadOnlyList<TrialSummary>
+{
+    private readonly IReadOnlyList<TrialSummary> _trials;
+
+    public ResultGrid(IEnumerable<TrialSummary> trials, string experimentPath, string? metric = null, MetricMode? mode = null)
+    {
+        _trials = trials.ToList();
+        ExperimentPath = experimentPath;
+        Metric = metric;
+        Mode = mode;
+    }
+
+    public string ExperimentPath { get; }
+
+    /// <summary>The experiment's metric and mode, used when <see cref="GetBestResult"/> is called without them.</summary>
+    public string? Metric { get; }
+
+    public MetricMode? Mode { get; }
+
+    public int Count => _trials.Count;
+
+    public TrialSummary this[int index] => _trials[index];
+
+    public IReadOnlyList<TrialSummary> Errors => _trials.Where(t => t.Status == TrialStatus.Error).ToList();
+
+    public int NumErrors => _trials.Count(t => t.Status == TrialStatus.Error);
+
+    public int NumTerminated => _trials.Count(t => t.Status == TrialStatus.Terminated);
+
+    /// <summary>
+    /// The trial whose <paramref name="metric"/> is best (Ray's get_best_result); the experiment's metric and mode by default.
+    /// Throws naming what is missing when no metric is known or no trial reported it.
+    /// </summary>
+    public TrialSummary GetBestResult(string? metric = null, MetricMode? mode = null, MetricScope scope = MetricScope.Last)
+    {
+        metric ??= Metric ?? throw new InvalidOperationException("no metric given and the experiment has none: pass metric and mode");
+        mode ??= Mode ?? throw new InvalidOperationException($"no mode given for metric '{metric}': pass mode (max or min)");
+        var best = _trials
+            .Select(t => (Trial: t, Score: t.Score(metric, mode.Value, scope)))
+            .Where(x => x.Score is not null)
+            .OrderByDescending(x => x.Score)
+            .FirstOrDefault();
+        return best.Trial ?? throw new InvalidOperationException($"no trial reported the metric '{metric}'");
+    }
+
+    /// <summary>One row per trial: id, status, config values ("config/NAME") and the last result's values.</summary>
+    public IReadOnlyList<IReadOnlyDictionary<string, object?>> ToRows() =>
+        _trials.Select(t =>
+        {
+            var row = new Dictionary<string, object?>(StringComparer.Ordinal)
+            {
+                ["trial_id"] = t.TrialId,
+                ["status"] = t.Status.ToString().ToUpperInvariant(),
+            };
+            foreach (var (k, v) in t.Config) row["config/" + k] = v;
+            if (t.LastResult is { } r)
+                foreach (var key in r.Keys) row[key] = r[key];
+            if (t.Error is not null) row["error"] = t.Error;
+            return (IReadOnlyDictionary<string, object?>)row;
+        }).ToList();
+
+    public IEnumerator<TrialSummary> GetEnumerator() => _trials.GetEnumerator();
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    public override string ToString() =>
+        string.Create(CultureInfo.InvariantCulture, $"ResultGrid<{Count} trials: {NumTerminated} terminated, {NumErrors} errors> at {ExperimentPath}");
+}
