@@ -55,6 +55,9 @@ public sealed record ControllerOptions
 
     public MetricMode? Mode { get; init; }
 
+    /// <summary>At most this many trials run at once (Ray's max_concurrent_trials); null leaves it to the resources.</summary>
+    public int? MaxConcurrentTrials { get; init; }
+
     /// <summary>Trials the search algorithm may queue ahead of the free slots.</summary>
     public int MaxPendingTrials { get; init; } = 16;
 
@@ -280,6 +283,8 @@ public sealed class TrialController : ITrialControl, IDisposable
         _store.SaveExperimentState(new JsonObject
         {
             ["name"] = _options.ExperimentName,
+            ["metric"] = _options.Metric,
+            ["mode"] = _options.Mode?.ToString().ToLowerInvariant(),
             ["search_state"] = _search.SaveState(),
             ["search_finished"] = _search.IsFinished,
             ["trial_sequence"] = _sequence,
@@ -489,6 +494,7 @@ public sealed class TrialController : ITrialControl, IDisposable
             if (trial is null) break;
             AddTrial(trial);
         }
+        if (_options.MaxConcurrentTrials is { } max && _running >= max) return null;
         return _scheduler.ChooseTrialToRun(this);
     }
 

@@ -39,6 +39,8 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
     public const string ProgressFile = "progress.csv";
     public const string ResultFile = "result.json";
 
+    private static readonly Encoding NoBom = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false);
+
     private readonly TrialFileOptions _options;
     private readonly ILogger _logger;
     private readonly Dictionary<Trial, Files> _open = new();
@@ -124,11 +126,11 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
             var path = Path.Combine(dir, ProgressFile);
             bool exists = File.Exists(path) && new FileInfo(path).Length > 0;
             files.Columns = exists ? ReadHeader(path) : Columns(first, trial.Config);
-            files.Csv = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read, 1 << 16), Encoding.UTF8);
+            files.Csv = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read, 1 << 16), NoBom);
             if (!exists) files.Csv.WriteLine(string.Join(",", files.Columns.Select(Csv)));
         }
         if (_options.Json)
-            files.Json = new StreamWriter(new FileStream(Path.Combine(dir, ResultFile), FileMode.Append, FileAccess.Write, FileShare.Read, 1 << 16), Encoding.UTF8);
+            files.Json = new StreamWriter(new FileStream(Path.Combine(dir, ResultFile), FileMode.Append, FileAccess.Write, FileShare.Read, 1 << 16), NoBom);
         if (_options.TensorBoard)
             files.Events = new TfEventWriter(dir);
         _open[trial] = files;

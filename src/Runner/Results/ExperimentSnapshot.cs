@@ -45,11 +45,11 @@ public sealed class SnapshotPublisher(
     Action<ExperimentSnapshot> publish) : ITrialCallback
 {
     private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private TimeSpan _last = TimeSpan.MinValue;
+    private TimeSpan? _last;
 
     public void OnStepEnd(int iteration, IReadOnlyList<Trial> trials)
     {
-        if (_clock.Elapsed - _last < interval) return;
+        if (_last is { } last && _clock.Elapsed - last < interval) return;
         _last = _clock.Elapsed;
         publish(Build(trials, finished: false));
     }

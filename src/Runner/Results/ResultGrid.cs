@@ -88,6 +88,9 @@ public sealed class ResultGrid : IReadOnlyList<TrialSummary>
 
     public string ExperimentPath { get; }
 
+    /// <summary>True when the run was cancelled before every trial finished (resume it to go on).</summary>
+    public bool WasInterrupted { get; init; }
+
     /// <summary>The experiment's metric and mode, used when <see cref="GetBestResult"/> is called without them.</summary>
     public string? Metric { get; }
 

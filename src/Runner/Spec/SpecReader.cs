@@ -143,7 +143,7 @@ public sealed class SpecReader
     {
         var node = Raw(key);
         if (node is null) return fallback;
-        if (node is not JsonValue v || !(v.TryGetValue<double>(out var d) || (v.TryGetValue<string>(out var s) && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out d))))
+        if (!TryNumber(node, out var d))
         {
             Error(key, $"must be a number, got {node.ToJsonString()}");
             return fallback;
@@ -160,6 +160,16 @@ public sealed class SpecReader
             return fallback;
         }
         return d;
+    }
+
+    /// <summary>A JSON number (integral or not) or numeric text such as ".inf".</summary>
+    public static bool TryNumber(JsonNode? node, out double value)
+    {
+        value = double.NaN;
+        if (node is not JsonValue v) return false;
+        if (v.TryGetValue<long>(out var l)) { value = l; return true; }
+        if (v.TryGetValue<double>(out value)) return true;
+        return v.TryGetValue<string>(out var s) && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out value);
     }
 
     public int? Int(string key, int? fallback = null, int? min = null, int? max = null)

@@ -1,0 +1,71 @@
+using System.CommandLine;
+using Spectre.Console;
+using TorchTrials.Cli.Commands;
+
+namespace TorchTrials.Cli;
+
+/// <summary>Exit codes of the torchtrials command.</summary>
+public static class ExitCodes
+{
+    public const int Success = 0;
+    public const int RunFailed = 1;
+    public const int BadInput = 2;
+}
+
+/// <summary>
+/// The torchtrials command line: run a sweep spec, resume an experiment, show its status, list devices. Bad input exits 2
+/// with one line per problem; a run that fails (for example fail-fast) exits 1; success exits 0.
+/// </summary>
+public static class CliApp
+{
+    /// <param name="plain">Plain line output instead of a live table (stdout is not a terminal).</param>
+    public static int Run(string[] args, IAnsiConsole console, bool plain)
+    {
+        var root = new RootCommand("TorchTrials: hyperparameter sweeps of TorchSharp models on CPU and GPU slots.");
+        var commands = new ICliCommand[]
+        {
+            new RunCommand(console, plain),
+            new ResumeCommand(console, plain),
+            new StatusCommand(console),
+            new DevicesCommand(console),
+        };
+        foreach (var command in commands) root.Subcommands.Add(command.Build());
+
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var error in parse.Errors)
+                console.MarkupLineInterpolated($"[red]error:[/] {error.Message}");
+            console.MarkupLine("Run [bold]torchtrials --help[/] for usage.");
+            return ExitCodes.BadInput;
+        }
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (CliInputException e)
+        {
+            foreach (var line in e.Lines) console.MarkupLineInterpolated($"[red]error:[/] {line}");
+            return ExitCodes.BadInput;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            console.MarkupLineInterpolated($"[red]error:[/] {e.GetType().Name}: {e.Message}");
+            if (Environment.GetEnvironmentVariable("TORCHTRIALS_DEBUG") is not null) console.WriteException(e);
+            return ExitCodes.RunFailed;
+        }
+    }
+}
+
+/// <summary>Bad input found by a command: each line names one problem.</summary>
+public sealed class CliInputException(IReadOnlyList<string> lines) : Exception(string.Join(Environment.NewLine, lines))
+{
+    public CliInputException(string line) : this(new[] { line }) { }
+
+    public IReadOnlyList<string> Lines { get; } = lines;
+}
+
+internal interface ICliCommand
+{
+    Command Build();
+}

@@ -1,0 +1,39 @@
+using System.CommandLine;
+using Spectre.Console;
+using TorchTrials.Gpu;
+using TorchTrials.Runner.Spec;
+using TorchTrials.Runner.Store;
+
+namespace TorchTrials.Cli.Commands;
+
+/// <summary><c>torchtrials run SPEC.yaml</c>: validate the whole spec, then run the sweep with a live table.</summary>
+internal sealed class RunCommand(IAnsiConsole console, bool plain) : ICliCommand
+{
+    public Command Build()
+    {
+        var spec = new Argument<string>("spec") { Description = "The sweep spec (YAML)." };
+        var resultsDir = new Option<string?>("--results-dir") { Description = "Folder that holds experiments (overrides storage_path)." };
+        var name = new Option<string?>("--name") { Description = "Experiment name (overrides name); its folder is RESULTS_DIR/NAME." };
+        var inventory = new Option<string?>("--inventory") { Description = "Run on a simulated machine, e.g. \"cpus=4,gpus=2x16GiB\" (GPUs are accounted, tensors stay on the CPU)." };
+        var plainOption = new Option<bool>("--plain") { Description = "Plain line output instead of the live table." };
+        var command = new Command("run", "Run a sweep spec.") { spec, resultsDir, name, inventory, plainOption };
+        command.SetAction(parse =>
+        {
+            DeviceInventory? simulated = null;
+            if (parse.GetValue(inventory) is { } text)
+            {
+                try { simulated = DeviceInventory.Parse(text); }
+                catch (FormatException e) { throw new CliInputException($"--inventory: {e.Message}"); }
+            }
+            var path = parse.GetValue(spec)!;
+            var plan = SweepRunner.LoadPlan(path, parse.GetValue(resultsDir), parse.GetValue(name), simulated);
+            var probe = plan.CreateTuner();
+            if (SqliteExperimentStore.Exists(probe.ExperimentPath))
+                throw new CliInputException($"an experiment already exists in '{probe.ExperimentPath}': resume it with `torchtrials resume {probe.ExperimentPath}` or pick another --name");
+            Directory.CreateDirectory(probe.ExperimentPath);
+            File.WriteAllText(Path.Combine(probe.ExperimentPath, SweepPlan.SpecCopyName), plan.SpecText);
+            return SweepRunner.Execute(console, plain || parse.GetValue(plainOption), probe.ExperimentPath, onSnapshot => plan.CreateTuner(onSnapshot));
+        });
+        return command;
+    }
+}

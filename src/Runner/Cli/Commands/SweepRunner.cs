@@ -1,0 +1,120 @@
+using System.Threading.Channels;
+using Spectre.Console;
+using TorchTrials.Cli.Rendering;
+using TorchTrials.Runner;
+using TorchTrials.Runner.Execution;
+using TorchTrials.Runner.Results;
+using TorchTrials.Runner.Spec;
+
+namespace TorchTrials.Cli.Commands;
+
+/// <summary>Runs a tuner while showing its progress, handles Ctrl-C, and turns the outcome into an exit code.</summary>
+internal static class SweepRunner
+{
+    public const int Interrupted = 130;
+
+    public static int Execute(IAnsiConsole console, bool plain, string experimentPath, Func<Action<ExperimentSnapshot>, Tuner> createTuner)
+    {
+        var snapshots = Channel.CreateBounded<ExperimentSnapshot>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropOldest });
+        using var cancel = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCtrlC = (_, e) =>
+        {
+            e.Cancel = true;
+            cancel.Cancel();
+        };
+        Console.CancelKeyPress += onCtrlC;
+        try
+        {
+            var tuner = createTuner(snapshot => snapshots.Writer.TryWrite(snapshot));
+            console.WriteLine($"Experiment directory: {tuner.ExperimentPath}");
+            var fit = tuner.FitAsync(cancel.Token);
+            Show(console, plain, snapshots.Reader, fit);
+
+            ResultGrid grid;
+            try
+            {
+                grid = fit.GetAwaiter().GetResult();
+            }
+            catch (TrialFailedException e)
+            {
+                console.MarkupLineInterpolated($"[red]Run failed (fail_fast raise):[/] {e.Message}");
+                console.WriteLine($"Resume with: torchtrials resume {experimentPath}");
+                return ExitCodes.RunFailed;
+            }
+            catch (TrialControllerException e)
+            {
+                console.MarkupLineInterpolated($"[red]Run failed:[/] {e.Message}");
+                return ExitCodes.RunFailed;
+            }
+
+            ResultsView.WriteSummary(console, grid);
+            if (grid.WasInterrupted)
+            {
+                console.WriteLine($"Interrupted. Resume with: torchtrials resume {grid.ExperimentPath}");
+                return Interrupted;
+            }
+            if (grid.NumErrors > 0)
+            {
+                console.MarkupLineInterpolated($"[red]{grid.NumErrors} trial(s) failed[/]; see error.txt in their folders.");
+                return ExitCodes.RunFailed;
+            }
+            return ExitCodes.Success;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCtrlC;
+        }
+    }
+
+    private static void Show(IAnsiConsole console, bool plain, ChannelReader<ExperimentSnapshot> snapshots, Task fit)
+    {
+        if (plain)
+        {
+            var last = DateTime.MinValue;
+            while (!fit.IsCompleted)
+            {
+                if (!WaitForSnapshot(snapshots, fit, out var snapshot)) continue;
+                if (DateTime.UtcNow - last < TimeSpan.FromSeconds(2) && !snapshot.Finished) continue;
+                last = DateTime.UtcNow;
+                console.WriteLine(ProgressView.Line(snapshot));
+            }
+            if (snapshots.TryRead(out var final)) console.WriteLine(ProgressView.Line(final));
+            return;
+        }
+
+        console.Live(new Text("Starting...")).AutoClear(false).Start(ctx =>
+        {
+            while (!fit.IsCompleted)
+            {
+                if (!WaitForSnapshot(snapshots, fit, out var snapshot)) continue;
+                ctx.UpdateTarget(ProgressView.Table(snapshot));
+                ctx.Refresh();
+            }
+            if (snapshots.TryRead(out var final))
+            {
+                ctx.UpdateTarget(ProgressView.Table(final));
+                ctx.Refresh();
+            }
+        });
+    }
+
+    private static bool WaitForSnapshot(ChannelReader<ExperimentSnapshot> reader, Task fit, out ExperimentSnapshot snapshot)
+    {
+        if (reader.TryRead(out snapshot!)) return true;
+        Task.WaitAny(new Task[] { reader.WaitToReadAsync().AsTask(), fit }, TimeSpan.FromMilliseconds(500));
+        return reader.TryRead(out snapshot!);
+    }
+
+    /// <summary>Loads a spec, reporting every problem as bad input.</summary>
+    public static SweepPlan LoadPlan(string path, string? storagePath = null, string? name = null, TorchTrials.Gpu.DeviceInventory? inventory = null)
+    {
+        try
+        {
+            return SweepPlan.Load(path, storagePath, name, inventory);
+        }
+        catch (SpecValidationException e)
+        {
+            throw new CliInputException(e.Errors.Select(error => $"{path}: {error}").ToList());
+        }
+    }
+}

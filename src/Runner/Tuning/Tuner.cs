@@ -1,0 +1,254 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using TorchTrials.Gpu;
+using TorchTrials.Gpu.Cuda;
+using TorchTrials.Runner.Callbacks;
+using TorchTrials.Runner.Execution;
+using TorchTrials.Runner.Loggers;
+using TorchTrials.Runner.Results;
+using TorchTrials.Runner.Schedulers;
+using TorchTrials.Runner.Search;
+using TorchTrials.Runner.Stoppers;
+using TorchTrials.Runner.Store;
+using TorchTrials.Trainables;
+
+namespace TorchTrials.Runner;
+
+/// <summary>How trials are searched and scheduled (Ray's TuneConfig).</summary>
+public sealed record TuneConfig
+{
+    /// <summary>The result key to optimise; schedulers and searchers without their own use it.</summary>
+    public string? Metric { get; init; }
+
+    public MetricMode? Mode { get; init; }
+
+    /// <summary>Decides CONTINUE / PAUSE / STOP per result; FIFO when null.</summary>
+    public ITrialScheduler? Scheduler { get; init; }
+
+    /// <summary>A model-based searcher (TPE, random...) run for <see cref="NumSamples"/> trials; the basic variant generator when null.</summary>
+    public ISearcher? Searcher { get; init; }
+
+    /// <summary>A complete search algorithm; overrides <see cref="Searcher"/>.</summary>
+    public ISearchAlgorithm? SearchAlgorithm { get; init; }
+
+    /// <summary>Samples of the search space (times the grid, for the basic variant generator).</summary>
+    public int NumSamples { get; init; } = 1;
+
+    /// <summary>At most this many trials at once; null lets the resources decide.</summary>
+    public int? MaxConcurrentTrials { get; init; }
+
+    /// <summary>Reuse finished trials' trainables through Reset (Ray's reuse_actors).</summary>
+    public bool ReuseTrainables { get; init; }
+
+    /// <summary>Seed of the search and of every trial's initialisation.</summary>
+    public long Seed { get; init; }
+
+    /// <summary>Iterations a trial may run ahead of the controller under FIFO (1 is lock-step).</summary>
+    public int ResultBufferLength { get; init; } = 1;
+}
+
+/// <summary>Which executor runs the trials.</summary>
+public enum ExecutorKind
+{
+    /// <summary>One thread per running trial (the normal run).</summary>
+    Concurrent,
+
+    /// <summary>Everything on the calling thread, one operation per step (deterministic; tests and debugging).</summary>
+    Inline,
+}
+
+/// <summary>Where and how the experiment runs (Ray's RunConfig with its CheckpointConfig and FailureConfig).</summary>
+public sealed record RunConfig
+{
+    /// <summary>The experiment's name; "TRAINABLE_DATE" when null. Its folder is StoragePath/Name.</summary>
+    public string? Name { get; init; }
+
+    /// <summary>Folder that holds experiments; "results" under the current directory when null.</summary>
+    public string? StoragePath { get; init; }
+
+    /// <summary>Stopping criteria: a trial stops when result[key] &gt;= value.</summary>
+    public IReadOnlyDictionary<string, double>? Stop { get; init; }
+
+    public IStopper? Stopper { get; init; }
+
+    public CheckpointConfig Checkpoint { get; init; } = CheckpointConfig.None;
+
+    public int MaxFailures { get; init; }
+
+    public FailFastMode FailFast { get; init; } = FailFastMode.Off;
+
+    /// <summary>Resources per trial; 1 CPU (or what the trainable declares) when null.</summary>
+    public Resources? ResourcesPerTrial { get; init; }
+
+    public IReadOnlyList<ITrialCallback> Callbacks { get; init; } = Array.Empty<ITrialCallback>();
+
+    public TrialFileOptions Loggers { get; init; } = new();
+
+    /// <summary>The machine to run on; detected when null. A simulated inventory accounts GPUs but trains on the CPU.</summary>
+    public DeviceInventory? Inventory { get; init; }
+
+    public ExecutorKind Executor { get; init; } = ExecutorKind.Concurrent;
+
+    /// <summary>LibTorch intra-op threads per trial; the slot's CPUs when null.</summary>
+    public int? ThreadsPerTrial { get; init; }
+
+    public long DeviceCheckpointBudgetBytes { get; init; } = 2L << 30;
+
+    public long HostCheckpointBudgetBytes { get; init; } = 4L << 30;
+
+    /// <summary>Receives progress snapshots (the CLI's live table, a notebook display).</summary>
+    public Action<ExperimentSnapshot>? OnSnapshot { get; init; }
+
+    public TimeSpan SnapshotInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>Keep the SQLite experiment store (needed to resume); off only for throwaway runs.</summary>
+    public bool KeepStore { get; init; } = true;
+}
+
+/// <summary>
+/// The library front end, in the spirit of Ray's <c>Tuner(trainable, param_space, tune_config, run_config).fit()</c>:
+/// builds the machine's slots, the executor, the search and the scheduler, runs the controller to the end and returns a
+/// <see cref="ResultGrid"/>. <see cref="FitAsync"/> runs on a dedicated thread and honours cancellation (the run stops
+/// promptly and can be resumed with <see cref="Restore"/>).
+/// </summary>
+public sealed class Tuner
+{
+    private readonly string _trainable;
+    private readonly SearchSpace _space;
+    private readonly TuneConfig _tune;
+    private readonly RunConfig _run;
+    private readonly TrainableRegistry _registry;
+    private readonly ILoggerFactory _loggers;
+    private readonly string? _restorePath;
+    private readonly ResumeOptions? _resume;
+
+    public Tuner(string trainable, SearchSpace? paramSpace = null, TuneConfig? tuneConfig = null, RunConfig? runConfig = null,
+        TrainableRegistry? registry = null, ILoggerFactory? loggerFactory = null)
+        : this(trainable, paramSpace, tuneConfig, runConfig, registry, loggerFactory, null, null)
+    {
+    }
+
+    /// <summary>A tuner for a training function (the function form), registered under <paramref name="name"/>.</summary>
+    public Tuner(TrainFunction function, SearchSpace? paramSpace = null, TuneConfig? tuneConfig = null, RunConfig? runConfig = null,
+        ILoggerFactory? loggerFactory = null, string name = "train_function")
+        : this(name, paramSpace, tuneConfig, runConfig, TrainableRegistry.CreateDefault().RegisterFunction(name, function), loggerFactory, null, null)
+    {
+    }
+
+    private Tuner(string trainable, SearchSpace? paramSpace, TuneConfig? tuneConfig, RunConfig? runConfig, TrainableRegistry? registry,
+        ILoggerFactory? loggerFactory, string? restorePath, ResumeOptions? resume)
+    {
+        _registry = registry ?? TrainableRegistry.CreateDefault();
+        if (!_registry.Contains(trainable))
+            throw new ArgumentException($"unknown trainable '{trainable}' (registered: {string.Join(", ", _registry.Entries.Select(e => e.Name).Order(StringComparer.Ordinal))})", nameof(trainable));
+        _trainable = trainable;
+        _space = paramSpace ?? new SearchSpace();
+        _tune = tuneConfig ?? new TuneConfig();
+        _run = runConfig ?? new RunConfig();
+        _loggers = loggerFactory ?? NullLoggerFactory.Instance;
+        _restorePath = restorePath;
+        _resume = resume;
+        if (_tune.NumSamples < 1) throw new ArgumentOutOfRangeException(nameof(tuneConfig), $"num_samples must be at least 1, got {_tune.NumSamples}");
+        if (_tune.MaxConcurrentTrials is < 1) throw new ArgumentOutOfRangeException(nameof(tuneConfig), $"max_concurrent_trials must be at least 1, got {_tune.MaxConcurrentTrials}");
+        if (_tune.ResultBufferLength < 1) throw new ArgumentOutOfRangeException(nameof(tuneConfig), $"result_buffer_length must be at least 1, got {_tune.ResultBufferLength}");
+        if (_run.MaxFailures < -1) throw new ArgumentOutOfRangeException(nameof(runConfig), $"max_failures must be -1 (unlimited) or more, got {_run.MaxFailures}");
+        ExperimentPath = restorePath is not null
+            ? Path.GetFullPath(restorePath)
+            : Path.GetFullPath(Path.Combine(_run.StoragePath ?? "results",
+                _run.Name ?? $"{trainable}_{DateTime.Now.ToString("yyyy-MM-dd_HH-mm-ss", CultureInfo.InvariantCulture)}"));
+    }
+
+    /// <summary>The experiment's folder (store, trial folders, checkpoints).</summary>
+    public string ExperimentPath { get; }
+
+    /// <summary>
+    /// A tuner that continues the experiment in <paramref name="path"/>: unfinished trials resume from their latest persistent
+    /// checkpoint; errored ones as <paramref name="resume"/> says. Pass the same search space and algorithms as the original run.
+    /// </summary>
+    public static Tuner Restore(string path, string trainable, ResumeOptions? resume = null, SearchSpace? paramSpace = null,
+        TuneConfig? tuneConfig = null, RunConfig? runConfig = null, TrainableRegistry? registry = null, ILoggerFactory? loggerFactory = null)
+    {
+        if (!SqliteExperimentStore.Exists(path))
+            throw new ArgumentException($"'{path}' holds no experiment to restore (no {SqliteExperimentStore.FileName})", nameof(path));
+        return new Tuner(trainable, paramSpace, tuneConfig, runConfig, registry, loggerFactory, path, resume ?? new ResumeOptions());
+    }
+
+    /// <summary>Runs the sweep on a dedicated thread.</summary>
+    public Task<ResultGrid> FitAsync(CancellationToken cancel = default) =>
+        Task.Factory.StartNew(() => Fit(cancel), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    /// <summary>Runs the sweep to the end (or until <paramref name="cancel"/>) and returns every trial's outcome.</summary>
+    public ResultGrid Fit(CancellationToken cancel = default)
+    {
+        if (_restorePath is null && SqliteExperimentStore.Exists(ExperimentPath))
+            throw new InvalidOperationException($"an experiment already exists in '{ExperimentPath}': resume it, or choose another name");
+        Directory.CreateDirectory(ExperimentPath);
+        var logger = _loggers.CreateLogger("TorchTrials");
+        var inventory = _run.Inventory ?? DeviceInventory.Detect();
+        var streams = inventory.Gpus.Any(g => g.IsUsableForTensors) ? CudaStreamApi.TryLoad(out _) : null;
+        var allocator = new DeviceSlotAllocator(inventory, streams);
+        var executorOptions = new ExecutorOptions
+        {
+            ReuseTrainables = _tune.ReuseTrainables,
+            ResultBufferLength = _tune.ResultBufferLength,
+            DeviceCheckpointBudgetBytes = _run.DeviceCheckpointBudgetBytes,
+            HostCheckpointBudgetBytes = _run.HostCheckpointBudgetBytes,
+            SpillDirectory = Path.Combine(ExperimentPath, ".spill"),
+        };
+        ITrialExecutor executor = _run.Executor == ExecutorKind.Inline
+            ? new InlineTrialExecutor(allocator, _registry, executorOptions)
+            : new ConcurrentTrialExecutor(allocator, _registry, executorOptions, streams, _run.ThreadsPerTrial, logger);
+
+        var template = new TrialTemplate
+        {
+            TrainableName = _trainable,
+            Resources = _run.ResourcesPerTrial,
+            Stop = _run.Stop ?? new Dictionary<string, double>(),
+            Checkpoint = _run.Checkpoint,
+            MaxFailures = _run.MaxFailures,
+        };
+        var search = _tune.SearchAlgorithm ?? (_tune.Searcher is { } searcher
+            ? new SearchGenerator(searcher, _space, template, _tune.NumSamples,
+                new SearchGeneratorOptions { Metric = _tune.Metric, Mode = _tune.Mode })
+            : new BasicVariantGenerator(_space, template, _tune.NumSamples, new BasicVariantOptions { Seed = _tune.Seed }));
+
+        var callbacks = new List<ITrialCallback>(_run.Callbacks);
+        var fileLogger = _run.Loggers is { Csv: false, Json: false, TensorBoard: false } ? null : new TrialFileLogger(_run.Loggers, logger);
+        if (fileLogger is not null) callbacks.Add(fileLogger);
+        var name = Path.GetFileName(ExperimentPath);
+        if (_run.OnSnapshot is { } onSnapshot)
+            callbacks.Add(new SnapshotPublisher(name, allocator, _tune.Metric, _tune.Mode, _run.SnapshotInterval, onSnapshot));
+
+        IExperimentStore store = _run.KeepStore ? SqliteExperimentStore.Open(ExperimentPath) : new NullExperimentStore(ExperimentPath);
+        var options = new ControllerOptions
+        {
+            ExperimentName = name,
+            ExperimentDirectory = ExperimentPath,
+            FailFast = _run.FailFast,
+            Metric = _tune.Metric,
+            Mode = _tune.Mode,
+            MaxConcurrentTrials = _tune.MaxConcurrentTrials,
+            ResultBufferLength = _tune.ResultBufferLength,
+            Seed = _tune.Seed,
+        };
+        var scheduler = _tune.Scheduler ?? new FifoScheduler();
+        var controller = _restorePath is null
+            ? new TrialController(executor, _registry, search, scheduler, _run.Stopper, callbacks, store, options, logger)
+            : TrialController.Resume(store, executor, _registry, _resume, search, scheduler, _run.Stopper, callbacks, options, logger);
+        try
+        {
+            controller.Run(cancel);
+            var grid = new ResultGrid(controller.Trials.Select(TrialSummary.Of), ExperimentPath, _tune.Metric, _tune.Mode)
+            {
+                WasInterrupted = !controller.IsFinished,
+            };
+            return grid;
+        }
+        finally
+        {
+            controller.Dispose();
+            fileLogger?.Dispose();
+        }
+    }
+}
