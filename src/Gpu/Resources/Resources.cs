@@ -170,10 +170,21 @@ public sealed class Resources : IEquatable<Resources>
         return sb.ToString();
     }
 
-    public string ToJson() => JsonSerializer.Serialize(this);
+    /// <summary>JSON without reflection (works in trimmed and AOT-compiled apps).</summary>
+    public string ToJson()
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer))
+            new ResourcesJsonConverter().Write(writer, this, JsonSerializerOptions.Default);
+        return Encoding.UTF8.GetString(buffer.ToArray());
+    }
 
-    public static Resources FromJson(string json) =>
-        JsonSerializer.Deserialize<Resources>(json) ?? throw new ArgumentException("resources JSON is null");
+    public static Resources FromJson(string json)
+    {
+        var reader = new Utf8JsonReader(Encoding.UTF8.GetBytes(json));
+        if (!reader.Read()) throw new JsonException("resources JSON is empty");
+        return new ResourcesJsonConverter().Read(ref reader, typeof(Resources), JsonSerializerOptions.Default);
+    }
 
     internal sealed class ResourcesJsonConverter : JsonConverter<Resources>
     {
