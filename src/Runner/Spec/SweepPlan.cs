@@ -82,10 +82,12 @@ public sealed class SweepPlan
 
     private void Read(SpecReader spec, string specDirectory, string? storagePathOverride, string? nameOverride, DeviceInventory? inventoryOverride)
     {
-        Name = nameOverride ?? spec.String("name");
+        var specName = spec.String("name");
+        var specStorage = spec.String("storage_path", "results")!;
+        Name = nameOverride ?? specName;
         if (Name is not null && (Name.Length == 0 || Name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 || Name is "." or ".."))
             spec.Error("name", $"must be a folder name without path separators, got '{Name}'");
-        StoragePath = storagePathOverride ?? spec.String("storage_path", "results")!;
+        StoragePath = storagePathOverride ?? specStorage;
         long seed = spec.Int("seed", 0) ?? 0;
 
         ReadTrainable(spec, specDirectory);

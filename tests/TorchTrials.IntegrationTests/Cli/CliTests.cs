@@ -1,0 +1,205 @@
+using System.Diagnostics;
+using Microsoft.Data.Sqlite;
+using Spectre.Console.Testing;
+using TorchTrials.Cli;
+using TorchTrials.Runner.Store;
+
+namespace TorchTrials.IntegrationTests.Cli;
+
+public class CliTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "torchtrials-cli", Guid.NewGuid().ToString("N")[..12]);
+
+    public CliTests() => Directory.CreateDirectory(_dir);
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_dir, true); } catch (IOException) { }
+    }
+
+    private (int Code, string Output) Cli(params string[] args)
+    {
+        var console = new TestConsole();
+        console.Profile.Width = 400;
+        int code = CliApp.Run(args, console, plain: true);
+        return (code, console.Output);
+    }
+
+    private string Spec(string yaml, string name = "spec.yaml")
+    {
+        var path = Path.Combine(_dir, name);
+        File.WriteAllText(path, yaml);
+        return path;
+    }
+
+    private const string FakeSweep = """
+        name: fake
+        trainable: __fake
+        search_space:
+          lr: {grid: [0.1, 0.2, 0.3]}
+        metric: episode_reward_mean
+        mode: max
+        stop: {training_iteration: 3}
+        resources_per_trial: {cpu: 1}
+        """;
+
+    [Fact]
+    public void Run_executes_a_sweep_prints_the_best_trial_and_exits_0()
+    {
+        var (code, output) = Cli("run", Spec(FakeSweep), "--results-dir", Path.Combine(_dir, "results"));
+        Assert.Equal(ExitCodes.Success, code);
+        Assert.Contains("3 trials (3 TERMINATED)", output);
+        Assert.Contains("Best trial:", output);
+        var experiment = Path.Combine(_dir, "results", "fake");
+        Assert.True(File.Exists(Path.Combine(experiment, "spec.yaml")));
+        using var store = SqliteExperimentStore.Open(experiment);
+        Assert.Equal(9, store.Count("results"));
+
+        var (statusCode, status) = Cli("status", experiment);
+        Assert.Equal(ExitCodes.Success, statusCode);
+        Assert.Contains("3 trials (3 TERMINATED)", status);
+    }
+
+    public static TheoryData<string, string> BadSpecs => new()
+    {
+        { "trainable: __fake\nnum_sample: 3\n", "line 2: num_sample: unknown key (did you mean 'num_samples'?)" },
+        { "num_samples: 3\n", "trainable: is required" },
+        { "trainable: mlp_digit\n", "trainable: 'mlp_digit' is not a registered trainable" },
+        { "trainable: __fake\nnum_samples: ten\n", "num_samples: must be a whole number, got \"ten\"" },
+        { "trainable: __fake\nnum_samples: 0\n", "num_samples: must be at least 1, got 0" },
+        { "trainable: __fake\nmode: max\n", "metric: is required when mode is set" },
+        { "trainable: __fake\nmetric: x\nmode: biggest\n", "mode: must be one of max, min, got 'biggest'" },
+        { "trainable: __fake\nsearch_space:\n  lr: {uniform: [1.0, 0.1]}\n", "search_space.lr:" },
+        { "trainable: __fake\nscheduler: {type: asha_typo}\n", "scheduler.type: must be one of" },
+        { "trainable: __fake\nresources_per_trial: {cpu: -1}\n", "resources_per_trial.cpu: must be at least 0, got -1" },
+        { "trainable: __fake\ninventory: \"cpus=2\"\nresources_per_trial: {cpu: 4}\n", "resources_per_trial: a trial requests 4 CPUs but this machine has 2" },
+        { "trainable: __fake\ncheckpoint: {keep: 0}\n", "checkpoint.keep: must be at least 1, got 0" },
+        { "trainable: __fake\nfailure: {fail_fast: sometimes}\n", "failure.fail_fast: must be true, false or raise" },
+        { "trainable: __fake\nstop: {training_iteration: soon}\n", "stop.training_iteration: must be a number" },
+        { "trainable: [__fake\n", "not valid YAML" },
+        { "trainable: __fake\nparams: {lr: 0.1}\nsearch_space: {lr: {uniform: [0, 1]}}\n", "search_space.lr: is also set in params" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadSpecs))]
+    public void Bad_input_exits_2_with_a_line_naming_the_problem_and_creates_nothing(string yaml, string expected)
+    {
+        var results = Path.Combine(_dir, "results");
+        var (code, output) = Cli("run", Spec(yaml), "--results-dir", results);
+        Assert.Equal(ExitCodes.BadInput, code);
+        Assert.Contains(expected, output);
+        Assert.False(Directory.Exists(results));
+    }
+
+    [Fact]
+    public void Every_problem_of_a_spec_is_reported_at_once()
+    {
+        var (code, output) = Cli("run", Spec("trainable: nope\nnum_samples: 0\ncolour: blue\nmode: max\n"));
+        Assert.Equal(ExitCodes.BadInput, code);
+        Assert.Equal(4, output.Split('\n').Count(l => l.StartsWith("error:", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public void Running_into_an_existing_experiment_is_refused_and_loses_nothing()
+    {
+        var results = Path.Combine(_dir, "results");
+        Assert.Equal(ExitCodes.Success, Cli("run", Spec(FakeSweep), "--results-dir", results).Code);
+        var db = Path.Combine(results, "fake", SqliteExperimentStore.FileName);
+        var before = File.GetLastWriteTimeUtc(db);
+        var (code, output) = Cli("run", Spec(FakeSweep), "--results-dir", results);
+        Assert.Equal(ExitCodes.BadInput, code);
+        Assert.Contains("an experiment already exists", output);
+        Assert.Equal(before, File.GetLastWriteTimeUtc(db));
+    }
+
+    [Fact]
+    public void Missing_files_and_arguments_are_bad_input()
+    {
+        Assert.Equal(ExitCodes.BadInput, Cli("run", Path.Combine(_dir, "missing.yaml")).Code);
+        Assert.Equal(ExitCodes.BadInput, Cli("run").Code);
+        Assert.Equal(ExitCodes.BadInput, Cli("status", Path.Combine(_dir, "nothing")).Code);
+        Assert.Equal(ExitCodes.BadInput, Cli("resume", _dir).Code);
+        Assert.Equal(ExitCodes.BadInput, Cli("frobnicate").Code);
+        Assert.Equal(ExitCodes.BadInput, Cli("devices", "--inventory", "gpus=lots").Code);
+    }
+
+    [Fact]
+    public void A_failed_run_exits_1()
+    {
+        var yaml = """
+            trainable: __fake
+            params: {mock_error: true, persistent_error: true}
+            num_samples: 2
+            failure: {fail_fast: true}
+            resources_per_trial: {cpu: 1}
+            """;
+        var (code, output) = Cli("run", Spec(yaml), "--results-dir", Path.Combine(_dir, "results"), "--name", "failing");
+        Assert.Equal(ExitCodes.RunFailed, code);
+        Assert.Contains("ERROR", output);
+    }
+
+    [Fact]
+    public void Devices_lists_the_machine()
+    {
+        var (code, output) = Cli("devices", "--inventory", "cpus=4,gpus=2x16GiB,a=2");
+        Assert.Equal(ExitCodes.Success, code);
+        Assert.Contains("CPU: 4 cores", output);
+        Assert.Contains("GPU 1: Simulated GPU, 16.0 GiB", output);
+        Assert.Contains("a: 2", output);
+    }
+
+    [Fact]
+    public void A_run_killed_mid_way_resumes_to_the_same_trials_without_duplicate_results()
+    {
+        var yaml = """
+            name: killed
+            trainable: __fake
+            params: {sleep: 0.05}
+            search_space: {lr: {grid: [1, 2, 3, 4]}}
+            stop: {training_iteration: 20}
+            checkpoint: {frequency: 4}
+            resources_per_trial: {cpu: 1}
+            """;
+        var results = Path.Combine(_dir, "results");
+        var experiment = Path.Combine(results, "killed");
+        var cli = Path.Combine(AppContext.BaseDirectory, "torchtrials.dll");
+        var process = Process.Start(new ProcessStartInfo("dotnet", new[] { cli, "run", Spec(yaml), "--results-dir", results, "--plain" })
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        })!;
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline && ResultCount(experiment) < 12) Thread.Sleep(100);
+        process.Kill(entireProcessTree: true);
+        process.WaitForExit();
+        long before = ResultCount(experiment);
+        Assert.InRange(before, 12, 79);
+
+        var (code, output) = Cli("resume", experiment);
+        Assert.True(code == ExitCodes.Success, output);
+        Assert.Contains("4 trials (4 TERMINATED)", output);
+        using var store = SqliteExperimentStore.Open(experiment);
+        var stored = store.Load()!;
+        Assert.Equal(4, stored.Trials.Count);
+        foreach (var trial in stored.Trials)
+            Assert.Equal(Enumerable.Range(1, 20).Select(i => (long)i), store.ResultsOf(trial.Id).Select(r => r.TrainingIteration));
+    }
+
+    private static long ResultCount(string experiment)
+    {
+        var db = Path.Combine(experiment, SqliteExperimentStore.FileName);
+        if (!File.Exists(db)) return 0;
+        try
+        {
+            using var connection = new SqliteConnection($"Data Source={db};Mode=ReadOnly;Pooling=False");
+            connection.Open();
+            using var cmd = connection.CreateCommand();
+            cmd.CommandText = "SELECT COUNT(*) FROM results";
+            return (long)cmd.ExecuteScalar()!;
+        }
+        catch (SqliteException)
+        {
+            return 0;
+        }
+    }
+}
