@@ -170,6 +170,9 @@ public sealed class Resources : IEquatable<Resources>
         return sb.ToString();
     }
 
+    /// <summary>Writes this request as a JSON object.</summary>
+    public void WriteTo(Utf8JsonWriter writer) => new ResourcesJsonConverter().Write(writer, this, JsonSerializerOptions.Default);
+
     /// <summary>JSON without reflection (works in trimmed and AOT-compiled apps).</summary>
     public string ToJson()
     {

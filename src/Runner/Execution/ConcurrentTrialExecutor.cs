@@ -33,6 +33,7 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
     private readonly Stack<TrialWorker> _idle = new();
     private readonly List<TrialWorker> _workers = new();
     private readonly object _poolGate = new();
+    private readonly HashSet<TrialWorker> _staged = new();
     private Live? _cached;
     private int _releasing;
     private bool _disposed;
@@ -123,7 +124,7 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
             var context = contextFactory(trial, slot) with { Cancellation = live.Cancellation.Token };
             int incarnation = live.Session.Incarnation;
             int threads = ThreadsPerTrial ?? slot.CpuThreads;
-            live.Worker.Post(() =>
+            Stage(live.Worker, () =>
             {
                 try
                 {
@@ -215,8 +216,22 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
         Retire(live, release: true);
     }
 
+    public void Dispatch()
+    {
+        if (_staged.Count == 0) return;
+        foreach (var worker in _staged) worker.Flush();
+        _staged.Clear();
+    }
+
+    private void Stage(TrialWorker worker, Action action)
+    {
+        worker.Stage(action);
+        _staged.Add(worker);
+    }
+
     public ExecutorEvent? NextEvent(TimeSpan timeout)
     {
+        Dispatch();
         var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
         while (true)
         {
@@ -271,6 +286,7 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
         foreach (var live in _live.Values.ToList()) Retire(live, release: true);
         _live.Clear();
         DropCached();
+        Dispatch();
         List<TrialWorker> workers;
         lock (_poolGate) workers = _workers.ToList();
         foreach (var worker in workers) worker.Shutdown();
@@ -312,7 +328,7 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
     private void PostOp(Live live, Action<TrialSession> op, Action<Exception>? onFailure = null)
     {
         var session = live.Session;
-        live.Worker.Post(() =>
+        Stage(live.Worker, () =>
         {
             if (live.Broken) return;
             int incarnation = session.Incarnation;
@@ -338,7 +354,7 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
         live.Cancellation.Cancel();
         Interlocked.Increment(ref _releasing);
         var worker = live.Worker;
-        worker.Post(() =>
+        Stage(worker, () =>
         {
             try
             {
@@ -442,10 +458,13 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
         public static SlotFreedEvent Instance { get; } = new();
     }
 
-    /// <summary>A dedicated OS thread running queued actions in order.</summary>
+    /// <summary>
+    /// A dedicated OS thread running queued actions in order. Idle threads block on a monitor without spinning, so a
+    /// hundred idle trial threads cost the cores nothing.
+    /// </summary>
     private sealed class TrialWorker
     {
-        private readonly BlockingCollection<Action?> _queue = new();
+        private readonly Queue<Action?> _queue = new();
         private readonly Thread _thread;
         private readonly ILogger _logger;
 
@@ -459,20 +478,54 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
 
         public string Name { get; }
 
-        public void Post(Action action) => _queue.Add(action);
+        private readonly List<Action> _staged = new();
+
+        /// <summary>Runs <paramref name="action"/> after everything queued before it.</summary>
+        public void Post(Action action) => Enqueue(action);
+
+        /// <summary>Collects an action on the controller's thread; <see cref="Flush"/> hands the collection over at once.</summary>
+        public void Stage(Action action) => _staged.Add(action);
+
+        public void Flush()
+        {
+            if (_staged.Count == 0) return;
+            lock (_queue)
+            {
+                foreach (var action in _staged) _queue.Enqueue(action);
+                Monitor.Pulse(_queue);
+            }
+            _staged.Clear();
+        }
 
         public void Shutdown()
         {
-            if (!_queue.IsAddingCompleted) _queue.Add(null);
+            Flush();
+            Enqueue(null);
         }
 
         public bool Join(TimeSpan timeout) => _thread.Join(timeout);
 
+        private void Enqueue(Action? action)
+        {
+            lock (_queue)
+            {
+                _queue.Enqueue(action);
+                if (_queue.Count == 1) Monitor.Pulse(_queue);
+            }
+        }
+
         private void Run()
         {
-            foreach (var action in _queue.GetConsumingEnumerable())
+            ThreadScheduling.MakeCurrentThreadBatch();
+            while (true)
             {
-                if (action is null) break;
+                Action? action;
+                lock (_queue)
+                {
+                    while (_queue.Count == 0) Monitor.Wait(_queue);
+                    action = _queue.Dequeue();
+                }
+                if (action is null) return;
                 try
                 {
                     action();

@@ -63,6 +63,9 @@ public interface ITrialExecutor : IDisposable
     /// <summary>Ends the trial's run and frees its slot (or keeps both for reuse when allowed and not an error).</summary>
     void Stop(Trial trial, bool error);
 
+    /// <summary>Sends the operations queued during this step to the trial threads (one wake-up per thread per step).</summary>
+    void Dispatch() { }
+
     /// <summary>The next event; null when none arrived within <paramref name="timeout"/>.</summary>
     ExecutorEvent? NextEvent(TimeSpan timeout);
 

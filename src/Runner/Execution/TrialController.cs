@@ -236,6 +236,7 @@ public sealed class TrialController : ITrialControl, IDisposable
         }
 
         StopExperimentIfNeeded();
+        _executor.Dispatch();
         MaybeFlush();
         foreach (var cb in _callbacks) cb.OnStepEnd(_iteration, _trials);
     }
@@ -290,7 +291,8 @@ public sealed class TrialController : ITrialControl, IDisposable
             ["trial_sequence"] = _sequence,
             ["updated"] = DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture),
         });
-        if (force || _store.PendingWrites > 0) _store.Flush();
+        if (force) _store.Flush();
+        else _store.BeginFlush();
         _lastFlushTicks = _clock.ElapsedTicks;
     }
 
@@ -500,8 +502,8 @@ public sealed class TrialController : ITrialControl, IDisposable
 
     private void StartTrial(Trial trial)
     {
+        // The folder is created by whoever first writes into it (loggers, checkpoints, error.txt).
         trial.LogDirectory ??= Path.Combine(ExperimentDirectory, trial.DirectoryName);
-        Directory.CreateDirectory(trial.LogDirectory);
         var checkpoint = trial.Checkpoint;
         bool started;
         try
@@ -597,10 +599,19 @@ public sealed class TrialController : ITrialControl, IDisposable
         else
         {
             result = result with { TrialId = trial.Id, ExperimentTag = trial.ExperimentTag };
+            string? decidedBy = null;
             bool stop;
             try
             {
-                stop = _stopper.ShouldStopTrial(trial.Id, result) || trial.ShouldStop(result);
+                if (_stopper.ShouldStopTrial(trial.Id, result))
+                {
+                    stop = true;
+                    decidedBy = _stopper.GetType().Name;
+                }
+                else
+                {
+                    stop = trial.ShouldStop(result);
+                }
             }
             catch (KeyNotFoundException e)
             {
@@ -625,6 +636,7 @@ public sealed class TrialController : ITrialControl, IDisposable
                     ProcessTrialFailure(trial, e, deviceLost: false);
                     return null;
                 }
+                if (decision != SchedulerDecision.Continue) decidedBy = _scheduler.GetType().Name;
                 if (decision == SchedulerDecision.Stop)
                 {
                     result = result with { Done = true };
@@ -639,8 +651,9 @@ public sealed class TrialController : ITrialControl, IDisposable
             if (trial.Status == TrialStatus.Running || trial.LastResult is null || result.TrainingIteration >= trial.LastResult.TrainingIteration)
                 trial.RecordResult(result);
             _store.ResultReported(trial, result);
-            if (decision != SchedulerDecision.Continue)
-                _store.DecisionMade(trial, result.TrainingIteration, decision.ToString().ToUpperInvariant(), _scheduler.GetType().Name);
+            // Decisions of schedulers and stoppers are kept; a trial reaching its own stopping criteria is not a decision.
+            if (decidedBy is not null)
+                _store.DecisionMade(trial, result.TrainingIteration, decision.ToString().ToUpperInvariant(), decidedBy);
         }
 
         if (trial.Status == TrialStatus.Running && (trial.ShouldCheckpoint() || result.ShouldCheckpoint))
@@ -746,6 +759,7 @@ public sealed class TrialController : ITrialControl, IDisposable
     {
         trial.ErrorMessage = error.Message;
         if (trial.LogDirectory is null) return;
+        Directory.CreateDirectory(trial.LogDirectory);
         var path = Path.Combine(trial.LogDirectory, "error.txt");
         File.AppendAllText(path, $"Failure # {trial.NumFailures} (occurred at {DateTime.Now:yyyy-MM-dd_HH-mm-ss}){Environment.NewLine}{error}{Environment.NewLine}{Environment.NewLine}");
         trial.ErrorFile = path;

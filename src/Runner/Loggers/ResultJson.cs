@@ -16,7 +16,10 @@ public static class ResultJson
     private static Utf8JsonWriter? _writer;
 
     /// <summary>One JSON object: metrics, auto-filled fields, and the config under "config" when given.</summary>
-    public static string Serialize(TrialResult result, TrialConfig? config = null)
+    public static string Serialize(TrialResult result, TrialConfig? config = null) => Encoding.UTF8.GetString(SerializeUtf8(result, config));
+
+    /// <summary>As <see cref="Serialize"/>, as UTF-8 in a per-thread buffer valid until the next call on this thread.</summary>
+    public static ReadOnlySpan<byte> SerializeUtf8(TrialResult result, TrialConfig? config = null)
     {
         var buffer = _buffer ??= new ArrayBufferWriter<byte>(512);
         buffer.ResetWrittenCount();
@@ -24,7 +27,7 @@ public static class ResultJson
         writer.Reset(buffer);
         Write(writer, result, config);
         writer.Flush();
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+        return buffer.WrittenSpan;
     }
 
     public static void Write(Utf8JsonWriter writer, TrialResult result, TrialConfig? config = null)
@@ -49,7 +52,7 @@ public static class ResultJson
         if (config is not null)
         {
             writer.WritePropertyName("config");
-            writer.WriteRawValue(config.ToJson());
+            config.WriteTo(writer);
         }
         writer.WriteEndObject();
     }

@@ -65,6 +65,7 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
                 Truncate(trial, resumeAt);
             }
             _lastLogged[trial] = Math.Min(_lastLogged.GetValueOrDefault(trial, resumeAt), resumeAt);
+            Directory.CreateDirectory(trial.LogDirectory);
             File.WriteAllText(Path.Combine(trial.LogDirectory, ParamsFile), trial.Config.ToJsonObject().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         }
         catch (IOException e)
@@ -152,6 +153,7 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
 
     private static bool ExistingRowsBeyond(Trial trial, long iteration)
     {
+        if (!Directory.Exists(trial.LogDirectory)) return false;
         var path = Path.Combine(trial.LogDirectory!, ResultFile);
         if (!File.Exists(path)) return false;
         return File.ReadLines(path).Any(line => IterationOf(line) > iteration);

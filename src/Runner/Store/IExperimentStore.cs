@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using TorchTrials.Gpu;
 using TorchTrials.Trainables;
@@ -31,8 +32,11 @@ public interface IExperimentStore : IDisposable
 
     void SaveExperimentState(JsonObject state);
 
-    /// <summary>Commits everything queued, in one transaction.</summary>
+    /// <summary>Commits everything queued, in one transaction, and returns once it is durable.</summary>
     void Flush();
+
+    /// <summary>Starts committing everything queued without waiting (the controller's periodic commit).</summary>
+    void BeginFlush() => Flush();
 
     /// <summary>Writes queued since the last commit.</summary>
     int PendingWrites { get; }
@@ -58,44 +62,86 @@ public sealed record StoredExperiment(JsonObject State, IReadOnlyList<StoredTria
 /// <summary>Turns trials into JSON state and back.</summary>
 public static class TrialStateCodec
 {
-    public static JsonObject Encode(Trial trial)
+    /// <summary>The trial's state as JSON text, written in one pass (this runs for every trial change a commit carries).</summary>
+    public static string EncodeJson(Trial trial)
     {
-        var metrics = new JsonObject();
-        foreach (var (key, s) in trial.MetricAnalysis)
-            metrics[key] = new JsonObject { ["min"] = s.Min, ["max"] = s.Max, ["last"] = s.Last, ["avg"] = s.Average, ["count"] = s.Count };
-        var evaluated = new JsonObject();
-        foreach (var (key, value) in trial.EvaluatedParams) evaluated[key] = TrialConfig.ToNode(value);
-        return new JsonObject
+        var buffer = _buffer ??= new System.Buffers.ArrayBufferWriter<byte>(2048);
+        buffer.ResetWrittenCount();
+        var w = _writer ??= new Utf8JsonWriter(buffer);
+        w.Reset(buffer);
         {
-            ["id"] = trial.Id,
-            ["sequence"] = trial.Sequence,
-            ["trainable"] = trial.TrainableName,
-            ["config"] = trial.Config.ToJsonObject(),
-            ["evaluated_params"] = evaluated,
-            ["experiment_tag"] = trial.ExperimentTag,
-            ["resources"] = JsonNode.Parse(trial.Resources.ToJson()),
-            ["explicit_resources"] = trial.ExplicitResources,
-            ["stop"] = new JsonObject(trial.Stop.Select(kv => new KeyValuePair<string, JsonNode?>(kv.Key, kv.Value))),
-            ["checkpoint"] = new JsonObject
+            w.WriteStartObject();
+            w.WriteString("id", trial.Id);
+            w.WriteNumber("sequence", trial.Sequence);
+            w.WriteString("trainable", trial.TrainableName);
+            w.WritePropertyName("config");
+            trial.Config.WriteTo(w);
+            w.WriteStartObject("evaluated_params");
+            foreach (var (key, value) in trial.EvaluatedParams)
             {
-                ["frequency"] = trial.Checkpointing.Frequency,
-                ["at_end"] = trial.Checkpointing.AtEnd,
-                ["keep"] = trial.Checkpointing.KeepNum,
-                ["score_attribute"] = trial.Checkpointing.ScoreAttribute,
-                ["storage"] = trial.Checkpointing.Storage.ToString(),
-            },
-            ["max_failures"] = trial.MaxFailures,
-            ["num_failures"] = trial.NumFailures,
-            ["restore_path"] = trial.RestorePath,
-            ["status"] = trial.Status.ToString(),
-            ["last_result"] = trial.LastResult?.ToJsonObject(),
-            ["logdir"] = trial.LogDirectory,
-            ["error_message"] = trial.ErrorMessage,
-            ["error_file"] = trial.ErrorFile,
-            ["start_time"] = trial.StartTime?.ToUnixTimeMilliseconds(),
-            ["metric_analysis"] = metrics,
-        };
+                w.WritePropertyName(key);
+                TrialConfig.WriteValue(w, value);
+            }
+            w.WriteEndObject();
+            w.WriteString("experiment_tag", trial.ExperimentTag);
+            w.WritePropertyName("resources");
+            trial.Resources.WriteTo(w);
+            w.WriteBoolean("explicit_resources", trial.ExplicitResources);
+            w.WriteStartObject("stop");
+            foreach (var (key, value) in trial.Stop) w.WriteNumber(key, value);
+            w.WriteEndObject();
+            w.WriteStartObject("checkpoint");
+            w.WriteNumber("frequency", trial.Checkpointing.Frequency);
+            w.WriteBoolean("at_end", trial.Checkpointing.AtEnd);
+            if (trial.Checkpointing.KeepNum is { } keep) w.WriteNumber("keep", keep);
+            else w.WriteNull("keep");
+            w.WriteString("score_attribute", trial.Checkpointing.ScoreAttribute);
+            w.WriteString("storage", trial.Checkpointing.Storage.ToString());
+            w.WriteEndObject();
+            w.WriteNumber("max_failures", trial.MaxFailures);
+            w.WriteNumber("num_failures", trial.NumFailures);
+            w.WriteString("restore_path", trial.RestorePath);
+            w.WriteString("status", trial.Status.ToString());
+            if (trial.LastResult is { } last)
+            {
+                w.WritePropertyName("last_result");
+                Loggers.ResultJson.Write(w, last);
+            }
+            w.WriteString("logdir", trial.LogDirectory);
+            w.WriteString("error_message", trial.ErrorMessage);
+            w.WriteString("error_file", trial.ErrorFile);
+            if (trial.StartTime is { } start) w.WriteNumber("start_time", start.ToUnixTimeMilliseconds());
+            w.WriteStartObject("metric_analysis");
+            foreach (var (key, s) in trial.MetricAnalysis)
+            {
+                w.WriteStartObject(key);
+                WriteDouble(w, "min", s.Min);
+                WriteDouble(w, "max", s.Max);
+                WriteDouble(w, "last", s.Last);
+                WriteDouble(w, "avg", s.Average);
+                w.WriteNumber("count", s.Count);
+                w.WriteEndObject();
+            }
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        w.Flush();
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
+
+    [ThreadStatic]
+    private static System.Buffers.ArrayBufferWriter<byte>? _buffer;
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? _writer;
+
+    private static void WriteDouble(Utf8JsonWriter w, string name, double value)
+    {
+        if (double.IsFinite(value)) w.WriteNumber(name, value);
+        else w.WriteString(name, value.ToString("R", System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    public static JsonObject Encode(Trial trial) => JsonNode.Parse(EncodeJson(trial))!.AsObject();
 
     /// <summary>Rebuilds a trial; its status is the recorded one and its checkpoints are those whose files still exist.</summary>
     public static Trial Decode(StoredTrial stored)

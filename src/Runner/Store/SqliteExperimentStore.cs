@@ -1,5 +1,7 @@
 using System.Text.Json.Nodes;
 using Microsoft.Data.Sqlite;
+using SQLitePCL;
+using TorchTrials.Runner.Loggers;
 using TorchTrials.Trainables;
 using TorchTrials.Trainables.Checkpoints;
 
@@ -7,8 +9,10 @@ namespace TorchTrials.Runner.Store;
 
 /// <summary>
 /// The experiment store as an embedded SQLite database (<c>experiment.db</c> in the experiment directory), in WAL mode
-/// with full synchronisation on commit. Writes are queued in memory and committed by <see cref="Flush"/> in a single
-/// transaction with prepared statements, so thousands of results cost one commit.
+/// with full synchronisation on commit. Writes are queued in memory; a flush takes everything queued as one batch
+/// (a trial's state is encoded once per batch, on the caller's thread, so it is a consistent picture) and a background
+/// writer commits each batch in one transaction with prepared statements, in order. Thousands of results cost one commit
+/// and the controller never waits on the disk.
 /// </summary>
 public sealed class SqliteExperimentStore : IExperimentStore
 {
@@ -29,16 +33,24 @@ public sealed class SqliteExperimentStore : IExperimentStore
         """;
 
     private readonly object _gate = new();
+    private readonly object _db = new();
     private readonly SqliteConnection _connection;
+    private readonly Queue<List<Write>> _batches = new();
+    private readonly Thread _writer;
     private List<Write> _pending = new();
-    private List<Write> _spare = new();
     private readonly Dictionary<Trial, int> _trialStateIndex = new();
+    private long _submitted;
+    private long _committed;
+    private Exception? _writerError;
+    private Statements? _statements;
     private bool _disposed;
 
     private SqliteExperimentStore(string directory, SqliteConnection connection)
     {
         Directory = directory;
         _connection = connection;
+        _writer = new Thread(WriteBatches) { IsBackground = true, Name = "torchtrials-store" };
+        _writer.Start();
     }
 
     public string Directory { get; }
@@ -104,61 +116,206 @@ public sealed class SqliteExperimentStore : IExperimentStore
 
     public void Flush()
     {
+        long target = Submit();
+        lock (_batches)
+        {
+            while (Volatile.Read(ref _committed) < target && _writerError is null) Monitor.Wait(_batches);
+        }
+        ThrowIfWriterFailed();
+    }
+
+    public void BeginFlush() => Submit();
+
+    /// <summary>Takes the queued writes as one batch (encoding trial states now) and hands it to the writer; returns its number.</summary>
+    private long Submit()
+    {
+        ThrowIfWriterFailed();
         List<Write> batch;
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_pending.Count == 0) return;
+            if (_pending.Count == 0) return Volatile.Read(ref _submitted);
             batch = _pending;
-            _pending = _spare;
-            _spare = batch;
+            _pending = new List<Write>(batch.Count);
             _trialStateIndex.Clear();
         }
-
-        using var tx = _connection.BeginTransaction();
-        using var trialCmd = Command(tx, "INSERT INTO trials (trial_id, sequence, status, state, updated_at) VALUES ($a, $n, $b, $c, $t) " +
-                                         "ON CONFLICT(trial_id) DO UPDATE SET status = excluded.status, state = excluded.state, updated_at = excluded.updated_at", "$a", "$n", "$b", "$c", "$t");
-        using var resultCmd = Command(tx, "INSERT OR REPLACE INTO results (trial_id, iteration, result) VALUES ($a, $n, $b)", "$a", "$n", "$b");
-        using var rollbackCmd = Command(tx, "DELETE FROM results WHERE trial_id = $a AND iteration > $n", "$a", "$n");
-        using var statusCmd = Command(tx, "INSERT INTO status_changes (trial_id, previous, status, reason, at) VALUES ($a, $b, $c, $d, $t)", "$a", "$b", "$c", "$d", "$t");
-        using var decisionCmd = Command(tx, "INSERT INTO decisions (trial_id, iteration, decision, source, at) VALUES ($a, $n, $b, $c, $t)", "$a", "$n", "$b", "$c", "$t");
-        using var checkpointCmd = Command(tx, "INSERT OR REPLACE INTO checkpoints (trial_id, path, iteration, at) VALUES ($a, $b, $n, $t)", "$a", "$b", "$n", "$t");
-        using var experimentCmd = Command(tx, "INSERT OR REPLACE INTO experiment (key, value) VALUES ($a, $b)", "$a", "$b");
-
-        foreach (var w in batch)
+        for (int i = 0; i < batch.Count; i++)
         {
-            switch (w.Kind)
+            if (batch[i] is { Kind: WriteKind.TrialState, Trial: { } trial })
+                batch[i] = batch[i] with
+                {
+                    Number = trial.Sequence,
+                    Text = trial.Status.ToString(),
+                    Text2 = TrialStateCodec.EncodeJson(trial),
+                    Time = Now(),
+                    Trial = null,
+                };
+        }
+        lock (_batches)
+        {
+            _batches.Enqueue(batch);
+            long number = ++_submitted;
+            Monitor.PulseAll(_batches);
+            return number;
+        }
+    }
+
+    private void WriteBatches()
+    {
+        while (true)
+        {
+            List<Write>? batch;
+            lock (_batches)
             {
-                case WriteKind.TrialState:
-                    Run(trialCmd, w.Key, w.Number, w.Text, w.Text2, w.Time);
-                    break;
-                case WriteKind.Result:
-                    Run(resultCmd, w.Key, w.Number, Loggers.ResultJson.Serialize(w.Result!));
-                    break;
-                case WriteKind.Rollback:
-                    Run(rollbackCmd, w.Key, w.Number);
-                    break;
-                case WriteKind.StatusChange:
-                    Run(statusCmd, w.Key, w.Text, w.Text2, w.Text3, w.Time);
-                    break;
-                case WriteKind.Decision:
-                    Run(decisionCmd, w.Key, w.Number, w.Text, w.Text2, w.Time);
-                    break;
-                case WriteKind.Checkpoint:
-                    Run(checkpointCmd, w.Key, w.Text, w.Number, w.Time);
-                    break;
-                case WriteKind.Experiment:
-                    Run(experimentCmd, w.Key, w.Text);
-                    break;
+                while (_batches.Count == 0 && !_disposed) Monitor.Wait(_batches);
+                if (_batches.Count == 0) return;
+                batch = _batches.Peek();
+            }
+            try
+            {
+                lock (_db) Commit(batch);
+            }
+            catch (Exception e)
+            {
+                lock (_batches)
+                {
+                    _writerError = e;
+                    Monitor.PulseAll(_batches);
+                }
+                return;
+            }
+            lock (_batches)
+            {
+                _batches.Dequeue();
+                _committed++;
+                Monitor.PulseAll(_batches);
             }
         }
-        tx.Commit();
-        batch.Clear();
+    }
+
+    private void ThrowIfWriterFailed()
+    {
+        if (_writerError is { } e) throw new IOException($"the experiment store could not commit to {Path.Combine(Directory, FileName)}: {e.Message}", e);
+    }
+
+    /// <summary>Writes one batch in one transaction through SQLite's C API (prepared once, bound per row).</summary>
+    private void Commit(List<Write> batch)
+    {
+        var db = _connection.Handle!;
+        _statements ??= new Statements(db);
+        var st = _statements;
+        Check(db, raw.sqlite3_exec(db, "BEGIN IMMEDIATE"));
+        try
+        {
+            foreach (var w in batch)
+            {
+                switch (w.Kind)
+                {
+                    case WriteKind.TrialState:
+                        st.Trial.Text(1, w.Key).Int(2, w.Number).Text(3, w.Text).Text(4, w.Text2).Real(5, w.Time).Run();
+                        break;
+                    case WriteKind.Result:
+                        st.Result.Text(1, w.Key).Int(2, w.Number).Utf8(3, ResultJson.SerializeUtf8(w.Result!)).Run();
+                        break;
+                    case WriteKind.Rollback:
+                        st.Rollback.Text(1, w.Key).Int(2, w.Number).Run();
+                        break;
+                    case WriteKind.StatusChange:
+                        st.Status.Text(1, w.Key).Text(2, w.Text).Text(3, w.Text2).Text(4, w.Text3).Real(5, w.Time).Run();
+                        break;
+                    case WriteKind.Decision:
+                        st.Decision.Text(1, w.Key).Int(2, w.Number).Text(3, w.Text).Text(4, w.Text2).Real(5, w.Time).Run();
+                        break;
+                    case WriteKind.Checkpoint:
+                        st.Checkpoint.Text(1, w.Key).Text(2, w.Text).Int(3, w.Number).Real(4, w.Time).Run();
+                        break;
+                    case WriteKind.Experiment:
+                        st.Experiment.Text(1, w.Key).Text(2, w.Text).Run();
+                        break;
+                }
+            }
+            Check(db, raw.sqlite3_exec(db, "COMMIT"));
+        }
+        catch
+        {
+            raw.sqlite3_exec(db, "ROLLBACK");
+            throw;
+        }
+    }
+
+    private static void Check(sqlite3 db, int code)
+    {
+        if (code is not (raw.SQLITE_OK or raw.SQLITE_DONE or raw.SQLITE_ROW))
+            throw new IOException($"SQLite error {code}: {raw.sqlite3_errmsg(db).utf8_to_string()}");
+    }
+
+    /// <summary>The store's prepared statements, reused across batches.</summary>
+    private sealed class Statements(sqlite3 db)
+    {
+        public Statement Trial { get; } = new(db, "INSERT INTO trials (trial_id, sequence, status, state, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) " +
+                                                  "ON CONFLICT(trial_id) DO UPDATE SET status = excluded.status, state = excluded.state, updated_at = excluded.updated_at");
+        public Statement Result { get; } = new(db, "INSERT OR REPLACE INTO results (trial_id, iteration, result) VALUES (?1, ?2, ?3)");
+        public Statement Rollback { get; } = new(db, "DELETE FROM results WHERE trial_id = ?1 AND iteration > ?2");
+        public Statement Status { get; } = new(db, "INSERT INTO status_changes (trial_id, previous, status, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)");
+        public Statement Decision { get; } = new(db, "INSERT INTO decisions (trial_id, iteration, decision, source, at) VALUES (?1, ?2, ?3, ?4, ?5)");
+        public Statement Checkpoint { get; } = new(db, "INSERT OR REPLACE INTO checkpoints (trial_id, path, iteration, at) VALUES (?1, ?2, ?3, ?4)");
+        public Statement Experiment { get; } = new(db, "INSERT OR REPLACE INTO experiment (key, value) VALUES (?1, ?2)");
+
+        public void Dispose()
+        {
+            foreach (var s in new[] { Trial, Result, Rollback, Status, Decision, Checkpoint, Experiment }) s.Dispose();
+        }
+    }
+
+    private sealed class Statement
+    {
+        private readonly sqlite3 _db;
+        private readonly sqlite3_stmt _stmt;
+
+        public Statement(sqlite3 db, string sql)
+        {
+            _db = db;
+            Check(db, raw.sqlite3_prepare_v2(db, sql, out _stmt));
+        }
+
+        public Statement Text(int index, string? value)
+        {
+            Check(_db, value is null ? raw.sqlite3_bind_null(_stmt, index) : raw.sqlite3_bind_text(_stmt, index, value));
+            return this;
+        }
+
+        public Statement Utf8(int index, ReadOnlySpan<byte> value)
+        {
+            Check(_db, raw.sqlite3_bind_text(_stmt, index, value));
+            return this;
+        }
+
+        public Statement Int(int index, long value)
+        {
+            Check(_db, raw.sqlite3_bind_int64(_stmt, index, value));
+            return this;
+        }
+
+        public Statement Real(int index, double value)
+        {
+            Check(_db, raw.sqlite3_bind_double(_stmt, index, value));
+            return this;
+        }
+
+        public void Run()
+        {
+            int code = raw.sqlite3_step(_stmt);
+            raw.sqlite3_reset(_stmt);
+            Check(_db, code);
+        }
+
+        public void Dispose() => _stmt.Dispose();
     }
 
     public StoredExperiment? Load()
     {
-        lock (_gate)
+        Flush();
+        lock (_db)
         {
             var state = new JsonObject();
             using (var cmd = _connection.CreateCommand())
@@ -199,7 +356,8 @@ public sealed class SqliteExperimentStore : IExperimentStore
     /// <summary>Results stored for one trial, oldest first.</summary>
     public IReadOnlyList<TrialResult> ResultsOf(string trialId)
     {
-        lock (_gate)
+        Flush();
+        lock (_db)
         {
             using var cmd = _connection.CreateCommand();
             cmd.CommandText = "SELECT result FROM results WHERE trial_id = $a ORDER BY iteration";
@@ -216,7 +374,8 @@ public sealed class SqliteExperimentStore : IExperimentStore
     {
         if (table is not ("trials" or "results" or "status_changes" or "decisions" or "checkpoints" or "experiment"))
             throw new ArgumentException($"unknown table '{table}'", nameof(table));
-        lock (_gate)
+        Flush();
+        lock (_db)
         {
             using var cmd = _connection.CreateCommand();
             cmd.CommandText = $"SELECT COUNT(*) FROM {table}";
@@ -237,11 +396,20 @@ public sealed class SqliteExperimentStore : IExperimentStore
         {
             if (_disposed) return;
         }
-        Flush();
-        lock (_gate)
+        try
         {
-            _disposed = true;
-            _connection.Dispose();
+            Flush();
+        }
+        finally
+        {
+            lock (_gate) _disposed = true;
+            lock (_batches) Monitor.PulseAll(_batches);
+            _writer.Join();
+            lock (_db)
+            {
+                _statements?.Dispose();
+                _connection.Dispose();
+            }
         }
     }
 
@@ -249,43 +417,16 @@ public sealed class SqliteExperimentStore : IExperimentStore
     {
         lock (_gate)
         {
-            var write = new Write(WriteKind.TrialState, trial.Id)
-            {
-                Number = trial.Sequence,
-                Text = trial.Status.ToString(),
-                Text2 = TrialStateCodec.Encode(trial).ToJsonString(),
-                Time = Now(),
-            };
-            // Only the newest state of a trial matters within one commit.
-            if (_trialStateIndex.TryGetValue(trial, out var index))
-            {
-                _pending[index] = write;
-                return;
-            }
+            // Only the newest state of a trial matters within one commit: it is encoded when the batch is taken.
+            if (_trialStateIndex.ContainsKey(trial)) return;
             _trialStateIndex[trial] = _pending.Count;
-            _pending.Add(write);
+            _pending.Add(new Write(WriteKind.TrialState, trial.Id) { Trial = trial });
         }
     }
 
     private void Queue(Write write)
     {
         lock (_gate) _pending.Add(write);
-    }
-
-    private SqliteCommand Command(SqliteTransaction tx, string sql, params string[] names)
-    {
-        var cmd = _connection.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = sql;
-        foreach (var name in names) cmd.Parameters.Add(new SqliteParameter { ParameterName = name });
-        cmd.Prepare();
-        return cmd;
-    }
-
-    private static void Run(SqliteCommand cmd, params object?[] values)
-    {
-        for (int i = 0; i < values.Length; i++) cmd.Parameters[i].Value = values[i] ?? DBNull.Value;
-        cmd.ExecuteNonQuery();
     }
 
     private static double Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
@@ -309,5 +450,8 @@ public sealed class SqliteExperimentStore : IExperimentStore
         public string? Text3 { get; init; }
         public double Time { get; init; }
         public TrialResult? Result { get; init; }
+
+        /// <summary>For trial-state writes until the batch is taken: the trial whose state is encoded then.</summary>
+        public Trial? Trial { get; init; }
     }
 }

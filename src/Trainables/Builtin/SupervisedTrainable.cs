@@ -102,6 +102,16 @@ public abstract class SupervisedTrainable : Trainable
         return metrics;
     }
 
+    /// <summary>The live tensors a checkpoint covers (parameters, buffers, optimizer state), for measurements against hand-written copies.</summary>
+    public IEnumerable<Tensor> LiveTensors()
+    {
+        foreach (var (_, t) in Model!.state_dict()) yield return t;
+        if (Optimizer is TorchSharp.Modules.OptimizerHelper helper)
+            foreach (var state in helper.state_dict().State)
+                foreach (var field in state.GetType().GetFields())
+                    if (field.GetValue(state) is Tensor t) yield return t;
+    }
+
     public override TrainableState Save() =>
         TrainableState.Capture(Model, Optimizer, new JsonObject { ["trainable"] = GetType().Name });
 

@@ -157,7 +157,45 @@ public sealed class TrialConfig : IReadOnlyDictionary<string, object?>, IEquatab
         return obj;
     }
 
-    public string ToJson() => ToJsonObject().ToJsonString();
+    public string ToJson()
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer)) WriteTo(writer);
+        return System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+    }
+
+    /// <summary>Writes the config as a JSON object without building a DOM.</summary>
+    public void WriteTo(Utf8JsonWriter writer)
+    {
+        writer.WriteStartObject();
+        foreach (var key in _order)
+        {
+            writer.WritePropertyName(key);
+            WriteValue(writer, _values[key]);
+        }
+        writer.WriteEndObject();
+    }
+
+    /// <summary>Writes one canonical config value.</summary>
+    public static void WriteValue(Utf8JsonWriter writer, object? value)
+    {
+        switch (value)
+        {
+            case null: writer.WriteNullValue(); break;
+            case long l: writer.WriteNumberValue(l); break;
+            case double d when double.IsFinite(d): writer.WriteNumberValue(d); break;
+            case double d: writer.WriteStringValue(d.ToString("R", CultureInfo.InvariantCulture)); break;
+            case bool b: writer.WriteBooleanValue(b); break;
+            case string s: writer.WriteStringValue(s); break;
+            case TrialConfig c: c.WriteTo(writer); break;
+            case ImmutableArray<object?> a:
+                writer.WriteStartArray();
+                foreach (var item in a) WriteValue(writer, item);
+                writer.WriteEndArray();
+                break;
+            default: writer.WriteStringValue(value.ToString()); break;
+        }
+    }
 
     public static TrialConfig FromJson(string json) =>
         FromJsonNode(JsonNode.Parse(json) as JsonObject ?? throw new FormatException("a config must be a JSON object"));

@@ -13,7 +13,7 @@ public sealed record TrainableContext
 
     public string ExperimentTag { get; init; } = "";
 
-    /// <summary>The trial's own directory, or null when the run keeps no files.</summary>
+    /// <summary>The trial's own directory (create it before writing: it exists only once something was written), or null when the run keeps no files.</summary>
     public string? LogDirectory { get; init; }
 
     /// <summary>The device slot granted to the trial.</summary>

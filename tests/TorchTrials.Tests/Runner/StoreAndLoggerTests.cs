@@ -25,14 +25,24 @@ public class StoreAndLoggerTests
             store.TrialAdded(trial);
             store.ResultReported(trial, result);
             Assert.Equal(2, store.PendingWrites);
-            Assert.Equal(0, store.Count("results"));
+            Assert.Equal(0, CommittedResults(dir.Path));
             store.Flush();
-            Assert.Equal(1, store.Count("results"));
+            Assert.Equal(1, CommittedResults(dir.Path));
             store.ResultReported(trial, result with { TrainingIteration = 2 });
         }
         using var reopened = SqliteExperimentStore.Open(dir.Path);
         Assert.Equal(2, reopened.Count("results"));
         Assert.Equal("a", reopened.Load()!.Trials.Single().Id);
+    }
+
+    /// <summary>What another process would see: rows committed to the database file.</summary>
+    private static long CommittedResults(string directory)
+    {
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(directory, SqliteExperimentStore.FileName)};Mode=ReadOnly;Pooling=False");
+        connection.Open();
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*) FROM results";
+        return (long)cmd.ExecuteScalar()!;
     }
 
     [Fact]

@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace TorchTrials.Benchmarks;
+
+/// <summary>How the harness was asked to run.</summary>
+public sealed record BenchOptions(bool Quick, int Repeats, string WorkDirectory);
+
+/// <summary>One measured quantity over the repeats: its samples, median and spread.</summary>
+public sealed record Measurement(string Name, string Unit, IReadOnlyList<double> Samples)
+{
+    public double Median => Stats.Median(Samples);
+
+    public double Min => Samples.Min();
+
+    public double Max => Samples.Max();
+
+    public string Format(string format = "0.###") =>
+        Samples.Count == 1
+            ? $"{Median.ToString(format, CultureInfo.InvariantCulture)} {Unit}"
+            : $"{Median.ToString(format, CultureInfo.InvariantCulture)} {Unit} ({Min.ToString(format, CultureInfo.InvariantCulture)}–{Max.ToString(format, CultureInfo.InvariantCulture)}, n={Samples.Count})";
+}
+
+/// <summary>What one benchmark found: its measurements, the ratio it is judged by, the goal and whether it was met.</summary>
+public sealed record BenchOutcome(
+    string Name,
+    string Title,
+    string Goal,
+    IReadOnlyList<Measurement> Measurements,
+    string RatioDescription,
+    double? Ratio,
+    bool? GoalMet,
+    string Notes);
+
+public interface IBenchmark
+{
+    /// <summary>Short name for --only.</summary>
+    string Name { get; }
+
+    string Title { get; }
+
+    BenchOutcome Run(BenchOptions options);
+}
+
+public static class Stats
+{
+    public static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.OrderBy(v => v).ToArray();
+        if (sorted.Length == 0) return double.NaN;
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    /// <summary>Runs <paramref name="action"/> and returns its wall time in seconds.</summary>
+    public static double Time(Action action)
+    {
+        var clock = Stopwatch.StartNew();
+        action();
+        return clock.Elapsed.TotalSeconds;
+    }
+}
+
+/// <summary>The machine the numbers come from.</summary>
+public static class Machine
+{
+    public static string Describe()
+    {
+        string cpu = "unknown CPU";
+        try
+        {
+            cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? cpu;
+        }
+        catch (IOException) { }
+        var memory = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (double)(1L << 30);
+        return $"{cpu}, {Environment.ProcessorCount} cores, {memory:0} GiB, {RuntimeInformation.OSDescription}, .NET {Environment.Version}, TorchSharp {typeof(TorchSharp.torch).Assembly.GetName().Version}";
+    }
+}
+
+/// <summary>Writes benchmarks/RESULTS.md from the outcomes of one run.</summary>
+public static class ResultsWriter
+{
+    public static string Markdown(IReadOnlyList<BenchOutcome> outcomes, BenchOptions options, TimeSpan elapsed)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("# Benchmark results");
+        sb.AppendLine();
+        sb.AppendLine(CultureInfo.InvariantCulture, $"- Date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"- Machine: {Machine.Describe()}");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"- Mode: {(options.Quick ? "quick (smoke run: numbers are not meaningful)" : "full")}, {options.Repeats} repeat(s) per measurement, every comparison measured side by side in this run; total {elapsed.TotalMinutes:0.0} min");
+        sb.AppendLine("- Reproduce: `dotnet run -c Release --project benchmarks/TorchTrials.Benchmarks` (add `--only NAME` for one, `--quick` for a smoke run).");
+        sb.AppendLine();
+        sb.AppendLine("| benchmark | ratio | goal | met |");
+        sb.AppendLine("|---|---|---|---|");
+        foreach (var o in outcomes)
+            sb.AppendLine(CultureInfo.InvariantCulture, $"| {o.Title} | {(o.Ratio is { } r ? r.ToString("0.###", CultureInfo.InvariantCulture) : "n/a")} ({o.RatioDescription}) | {o.Goal} | {(o.GoalMet is null ? "n/a" : o.GoalMet.Value ? "yes" : "**no**")} |");
+        sb.AppendLine();
+        foreach (var o in outcomes)
+        {
+            sb.AppendLine(CultureInfo.InvariantCulture, $"## {o.Title} (`{o.Name}`)");
+            sb.AppendLine();
+            sb.AppendLine(CultureInfo.InvariantCulture, $"Goal: {o.Goal}.");
+            sb.AppendLine();
+            sb.AppendLine("| measurement | median (min–max, n) |");
+            sb.AppendLine("|---|---|");
+            foreach (var m in o.Measurements) sb.AppendLine(CultureInfo.InvariantCulture, $"| {m.Name} | {m.Format()} |");
+            sb.AppendLine();
+            sb.AppendLine(CultureInfo.InvariantCulture, $"Ratio: {(o.Ratio is { } r ? r.ToString("0.###", CultureInfo.InvariantCulture) : "n/a")} ({o.RatioDescription}). Goal {(o.GoalMet is null ? "not judged" : o.GoalMet.Value ? "met" : "missed")}.");
+            if (!string.IsNullOrWhiteSpace(o.Notes))
+            {
+                sb.AppendLine();
+                sb.AppendLine(o.Notes.Trim());
+            }
+            sb.AppendLine();
+        }
+        return sb.ToString();
+    }
+}
