@@ -30,6 +30,33 @@ public static class ResultJson
         return buffer.WrittenSpan;
     }
 
+    /// <summary>
+    /// The store's form: metrics and the per-result fields only (trial id, tag, host and pid live in the trial's row).
+    /// UTF-8 in a per-thread buffer valid until the next call on this thread.
+    /// </summary>
+    public static ReadOnlySpan<byte> SerializeCompactUtf8(TrialResult result)
+    {
+        var buffer = _buffer ??= new ArrayBufferWriter<byte>(512);
+        buffer.ResetWrittenCount();
+        var writer = _writer ??= new Utf8JsonWriter(buffer);
+        writer.Reset(buffer);
+        writer.WriteStartObject();
+        foreach (var (key, value) in result.Metrics) WriteValue(writer, key, value);
+        writer.WriteNumber(TrialResult.TrainingIterationKey, result.TrainingIteration);
+        WriteDouble(writer, TrialResult.TimeThisIterKey, result.TimeThisIterS);
+        WriteDouble(writer, TrialResult.TimeTotalKey, result.TimeTotalS);
+        WriteDouble(writer, TrialResult.TimeSinceRestoreKey, result.TimeSinceRestore);
+        writer.WriteNumber(TrialResult.IterationsSinceRestoreKey, result.IterationsSinceRestore);
+        writer.WriteNumber(TrialResult.TimestepsSinceRestoreKey, result.TimestepsSinceRestore);
+        if (result.TimestepsTotal is { } ts) writer.WriteNumber(TrialResult.TimestepsTotalKey, ts);
+        if (result.EpisodesTotal is { } ep) writer.WriteNumber(TrialResult.EpisodesTotalKey, ep);
+        writer.WriteBoolean(TrialResult.DoneKey, result.Done);
+        writer.WriteNumber(TrialResult.TimestampKey, result.Timestamp);
+        writer.WriteEndObject();
+        writer.Flush();
+        return buffer.WrittenSpan;
+    }
+
     public static void Write(Utf8JsonWriter writer, TrialResult result, TrialConfig? config = null)
     {
         writer.WriteStartObject();

@@ -29,12 +29,15 @@ public sealed record TrialFileOptions
 
 /// <summary>
 /// Writes the files Ray Tune users read with their usual tools, in each trial's directory: params.json, progress.csv,
-/// result.json and TensorBoard events. Writes are buffered and flushed on an interval and when a trial stops. When a
-/// trial resumes from a checkpoint older than its last result, rows after the checkpoint are removed so each file
-/// tells the trial's actual history.
+/// result.json and TensorBoard events. The controller only queues what happened (results are immutable); a dedicated
+/// logger thread formats and writes, in order, buffered and flushed on an interval and when a trial stops. When a trial
+/// resumes from a checkpoint older than its last result, rows after the checkpoint are removed so each file tells the
+/// trial's actual history.
 /// </summary>
 public sealed class TrialFileLogger : ITrialCallback, IDisposable
 {
+    private static readonly System.Buffers.SearchValues<char> CsvSpecial = System.Buffers.SearchValues.Create(",\"\n\r");
+
     public const string ParamsFile = "params.json";
     public const string ProgressFile = "progress.csv";
     public const string ResultFile = "result.json";
@@ -51,22 +54,114 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
     {
         _options = options ?? new TrialFileOptions();
         _logger = logger ?? NullLogger.Instance;
+        _thread = new Thread(Run) { IsBackground = true, Name = "torchtrials-files" };
+        _thread.Start();
     }
+
+    private readonly Queue<Action> _work = new();
+    private readonly Thread _thread;
+    private bool _stopping;
+    private int _pending;
 
     public void OnTrialStart(int iteration, IReadOnlyList<Trial> trials, Trial trial)
     {
         if (trial.LogDirectory is null) return;
+        long resumeAt = trial.Checkpoint?.TrainingIteration ?? 0;
+        var config = trial.Config;
+        Post(() => Started(trial, resumeAt, config));
+    }
+
+    public void OnTrialResult(int iteration, IReadOnlyList<Trial> trials, Trial trial, TrialResult result)
+    {
+        if (trial.LogDirectory is null) return;
+        var config = trial.Config;
+        Post(() => Write(trial, result, config));
+    }
+
+    public void OnStepEnd(int iteration, IReadOnlyList<Trial> trials)
+    {
+    }
+
+    public void OnTrialStatusChanged(Trial trial, TrialStatus previous, string reason)
+    {
+        if (previous == TrialStatus.Running && trial.Status != TrialStatus.Running) Post(() => Close(trial));
+    }
+
+    public void OnExperimentEnd(IReadOnlyList<Trial> trials) => Flush();
+
+    /// <summary>Waits until everything queued so far is written and pushed to disk.</summary>
+    public void Flush()
+    {
+        var done = new ManualResetEventSlim(false);
+        Post(() =>
+        {
+            FlushFiles();
+            done.Set();
+        });
+        done.Wait();
+        done.Dispose();
+    }
+
+    public void Dispose()
+    {
+        lock (_work)
+        {
+            if (_stopping) return;
+            _stopping = true;
+            Monitor.Pulse(_work);
+        }
+        _thread.Join();
+    }
+
+    private void Post(Action action)
+    {
+        lock (_work)
+        {
+            if (_stopping) return;
+            _work.Enqueue(action);
+            _pending++;
+            if (_work.Count == 1) Monitor.Pulse(_work);
+        }
+    }
+
+    private void Run()
+    {
+        while (true)
+        {
+            Action? action = null;
+            lock (_work)
+            {
+                while (_work.Count == 0 && !_stopping)
+                {
+                    if (!Monitor.Wait(_work, _options.FlushInterval)) break;
+                }
+                if (_work.Count > 0) action = _work.Dequeue();
+                else if (_stopping) break;
+            }
+            if (action is null)
+            {
+                FlushFiles();
+                continue;
+            }
+            action();
+            if (Stopwatch.GetElapsedTime(_lastFlush) >= _options.FlushInterval) FlushFiles();
+        }
+        FlushFiles();
+        foreach (var trial in _open.Keys.ToList()) Close(trial);
+    }
+
+    private void Started(Trial trial, long resumeAt, TrialConfig config)
+    {
         try
         {
-            long resumeAt = trial.Checkpoint?.TrainingIteration ?? 0;
             if (_lastLogged.TryGetValue(trial, out var last) ? last > resumeAt : ExistingRowsBeyond(trial, resumeAt))
             {
                 Close(trial);
                 Truncate(trial, resumeAt);
             }
             _lastLogged[trial] = Math.Min(_lastLogged.GetValueOrDefault(trial, resumeAt), resumeAt);
-            Directory.CreateDirectory(trial.LogDirectory);
-            File.WriteAllText(Path.Combine(trial.LogDirectory, ParamsFile), trial.Config.ToJsonObject().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            Directory.CreateDirectory(trial.LogDirectory!);
+            File.WriteAllText(Path.Combine(trial.LogDirectory!, ParamsFile), config.ToJsonObject().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         }
         catch (IOException e)
         {
@@ -74,14 +169,19 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
         }
     }
 
-    public void OnTrialResult(int iteration, IReadOnlyList<Trial> trials, Trial trial, TrialResult result)
+    private void Write(Trial trial, TrialResult result, TrialConfig config)
     {
-        if (trial.LogDirectory is null) return;
         try
         {
-            var files = Open(trial, result);
-            if (files.Csv is not null) files.Csv.WriteLine(CsvRow(files.Columns!, result, trial.Config));
-            files.Json?.WriteLine(ResultJson.Serialize(result, trial.Config));
+            var files = Open(trial, result, config);
+            if (files.Csv is not null) WriteCsvRow(files.Csv, files.Columns!, result, config);
+            if (files.Json is not null)
+            {
+                ResultJson.Write(files.JsonWriter!, result, config);
+                files.JsonWriter!.Flush();
+                files.JsonWriter.Reset();
+                files.Json.WriteByte((byte)'\n');
+            }
             files.Events?.AddScalars(result.TrainingIteration, result.Timestamp, Scalars(result));
             _lastLogged[trial] = result.TrainingIteration;
         }
@@ -91,32 +191,13 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
         }
     }
 
-    public void OnStepEnd(int iteration, IReadOnlyList<Trial> trials)
-    {
-        if (Stopwatch.GetElapsedTime(_lastFlush) < _options.FlushInterval) return;
-        Flush();
-    }
-
-    public void OnTrialStatusChanged(Trial trial, TrialStatus previous, string reason)
-    {
-        if (previous == TrialStatus.Running && trial.Status != TrialStatus.Running) Close(trial);
-    }
-
-    public void OnExperimentEnd(IReadOnlyList<Trial> trials) => Dispose();
-
-    /// <summary>Pushes every buffered row to disk.</summary>
-    public void Flush()
+    private void FlushFiles()
     {
         _lastFlush = Stopwatch.GetTimestamp();
         foreach (var files in _open.Values) files.Flush();
     }
 
-    public void Dispose()
-    {
-        foreach (var trial in _open.Keys.ToList()) Close(trial);
-    }
-
-    private Files Open(Trial trial, TrialResult first)
+    private Files Open(Trial trial, TrialResult first, TrialConfig config)
     {
         if (_open.TryGetValue(trial, out var files)) return files;
         var dir = trial.LogDirectory!;
@@ -126,12 +207,15 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
         {
             var path = Path.Combine(dir, ProgressFile);
             bool exists = File.Exists(path) && new FileInfo(path).Length > 0;
-            files.Columns = exists ? ReadHeader(path) : Columns(first, trial.Config);
+            files.Columns = exists ? ReadHeader(path) : Columns(first, config);
             files.Csv = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read, 1 << 16), NoBom);
             if (!exists) files.Csv.WriteLine(string.Join(",", files.Columns.Select(Csv)));
         }
         if (_options.Json)
-            files.Json = new StreamWriter(new FileStream(Path.Combine(dir, ResultFile), FileMode.Append, FileAccess.Write, FileShare.Read, 1 << 16), NoBom);
+        {
+            files.Json = new FileStream(Path.Combine(dir, ResultFile), FileMode.Append, FileAccess.Write, FileShare.Read, 1 << 16);
+            files.JsonWriter = new Utf8JsonWriter(files.Json);
+        }
         if (_options.TensorBoard)
             files.Events = new TfEventWriter(dir);
         _open[trial] = files;
@@ -196,25 +280,25 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
             .Distinct(StringComparer.Ordinal)
             .ToArray();
 
-    private static string CsvRow(string[] columns, TrialResult result, TrialConfig config)
+    private static void WriteCsvRow(StreamWriter writer, string[] columns, TrialResult result, TrialConfig config)
     {
-        var sb = new StringBuilder(256);
         for (int i = 0; i < columns.Length; i++)
         {
-            if (i > 0) sb.Append(',');
+            if (i > 0) writer.Write(',');
             var column = columns[i];
             object? value = column.StartsWith("config/", StringComparison.Ordinal)
                 ? (config.TryGetValue(column[7..], out var c) ? c : null)
                 : result[column];
-            sb.Append(Csv(value switch
+            switch (value)
             {
-                null => "",
-                double d => d.ToString("R", CultureInfo.InvariantCulture),
-                bool b => b ? "True" : "False",
-                _ => TrialConfig.Format(value),
-            }));
+                case null: break;
+                case double d: writer.Write(d.ToString("R", CultureInfo.InvariantCulture)); break;
+                case long l: writer.Write(l); break;
+                case bool b: writer.Write(b ? "True" : "False"); break;
+                default: writer.Write(Csv(TrialConfig.Format(value))); break;
+            }
         }
-        return sb.ToString();
+        writer.WriteLine();
     }
 
     private static IEnumerable<KeyValuePair<string, double>> Scalars(TrialResult result)
@@ -229,7 +313,7 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
     }
 
     private static string Csv(string text) =>
-        text.IndexOfAny(new[] { ',', '"', '\n', '\r' }) < 0 ? text : "\"" + text.Replace("\"", "\"\"") + "\"";
+        text.AsSpan().IndexOfAny(CsvSpecial) < 0 ? text : "\"" + text.Replace("\"", "\"\"") + "\"";
 
     private static string[] ReadHeader(string path) => SplitCsv(File.ReadLines(path).First());
 
@@ -259,12 +343,14 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
     {
         public string[]? Columns { get; set; }
         public StreamWriter? Csv { get; set; }
-        public StreamWriter? Json { get; set; }
+        public FileStream? Json { get; set; }
+        public Utf8JsonWriter? JsonWriter { get; set; }
         public TfEventWriter? Events { get; set; }
 
         public void Flush()
         {
             Csv?.Flush();
+            JsonWriter?.Flush();
             Json?.Flush();
             Events?.Flush();
         }
@@ -272,6 +358,7 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
         public void Dispose()
         {
             Csv?.Dispose();
+            JsonWriter?.Dispose();
             Json?.Dispose();
             Events?.Dispose();
         }

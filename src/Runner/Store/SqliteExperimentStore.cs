@@ -22,8 +22,7 @@ public sealed class SqliteExperimentStore : IExperimentStore
         CREATE TABLE IF NOT EXISTS experiment (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS trials (
             trial_id TEXT PRIMARY KEY, sequence INTEGER NOT NULL, status TEXT NOT NULL, state TEXT NOT NULL, updated_at REAL NOT NULL);
-        CREATE TABLE IF NOT EXISTS results (
-            trial_id TEXT NOT NULL, iteration INTEGER NOT NULL, result TEXT NOT NULL, PRIMARY KEY (trial_id, iteration)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS results (trial_id TEXT NOT NULL, iteration INTEGER NOT NULL, result TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS status_changes (
             id INTEGER PRIMARY KEY, trial_id TEXT NOT NULL, previous TEXT, status TEXT NOT NULL, reason TEXT, at REAL NOT NULL);
         CREATE TABLE IF NOT EXISTS decisions (
@@ -43,6 +42,7 @@ public sealed class SqliteExperimentStore : IExperimentStore
     private long _committed;
     private Exception? _writerError;
     private Statements? _statements;
+    private bool _indexed;
     private bool _disposed;
 
     private SqliteExperimentStore(string directory, SqliteConnection connection)
@@ -215,7 +215,7 @@ public sealed class SqliteExperimentStore : IExperimentStore
                         st.Trial.Text(1, w.Key).Int(2, w.Number).Text(3, w.Text).Text(4, w.Text2).Real(5, w.Time).Run();
                         break;
                     case WriteKind.Result:
-                        st.Result.Text(1, w.Key).Int(2, w.Number).Utf8(3, ResultJson.SerializeUtf8(w.Result!)).Run();
+                        st.Result.Text(1, w.Key).Int(2, w.Number).Utf8(3, ResultJson.SerializeCompactUtf8(w.Result!)).Run();
                         break;
                     case WriteKind.Rollback:
                         st.Rollback.Text(1, w.Key).Int(2, w.Number).Run();
@@ -254,7 +254,8 @@ public sealed class SqliteExperimentStore : IExperimentStore
     {
         public Statement Trial { get; } = new(db, "INSERT INTO trials (trial_id, sequence, status, state, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) " +
                                                   "ON CONFLICT(trial_id) DO UPDATE SET status = excluded.status, state = excluded.state, updated_at = excluded.updated_at");
-        public Statement Result { get; } = new(db, "INSERT OR REPLACE INTO results (trial_id, iteration, result) VALUES (?1, ?2, ?3)");
+        // Appended without an index: duplicates cannot arise because every restore queues its rollback before the new results.
+        public Statement Result { get; } = new(db, "INSERT INTO results (trial_id, iteration, result) VALUES (?1, ?2, ?3)");
         public Statement Rollback { get; } = new(db, "DELETE FROM results WHERE trial_id = ?1 AND iteration > ?2");
         public Statement Status { get; } = new(db, "INSERT INTO status_changes (trial_id, previous, status, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)");
         public Statement Decision { get; } = new(db, "INSERT INTO decisions (trial_id, iteration, decision, source, at) VALUES (?1, ?2, ?3, ?4, ?5)");
@@ -312,11 +313,22 @@ public sealed class SqliteExperimentStore : IExperimentStore
         public void Dispose() => _stmt.Dispose();
     }
 
+    /// <summary>The per-trial index of results, built when results are first read (appending stays index-free).</summary>
+    private void EnsureResultIndex()
+    {
+        if (_indexed) return;
+        using var cmd = _connection.CreateCommand();
+        cmd.CommandText = "CREATE INDEX IF NOT EXISTS results_by_trial ON results (trial_id, iteration)";
+        cmd.ExecuteNonQuery();
+        _indexed = true;
+    }
+
     public StoredExperiment? Load()
     {
         Flush();
         lock (_db)
         {
+            EnsureResultIndex();
             var state = new JsonObject();
             using (var cmd = _connection.CreateCommand())
             {
@@ -359,12 +371,13 @@ public sealed class SqliteExperimentStore : IExperimentStore
         Flush();
         lock (_db)
         {
+            EnsureResultIndex();
             using var cmd = _connection.CreateCommand();
             cmd.CommandText = "SELECT result FROM results WHERE trial_id = $a ORDER BY iteration";
             cmd.Parameters.AddWithValue("$a", trialId);
             using var reader = cmd.ExecuteReader();
             var list = new List<TrialResult>();
-            while (reader.Read()) list.Add(TrialResult.FromJsonObject(JsonNode.Parse(reader.GetString(0))!.AsObject()));
+            while (reader.Read()) list.Add(TrialResult.FromJsonObject(JsonNode.Parse(reader.GetString(0))!.AsObject()) with { TrialId = trialId });
             return list;
         }
     }

@@ -110,7 +110,6 @@ public sealed class TrainableHost : IDisposable
         }
         if (episodes is { } ep) _episodesTotal = (_episodesTotal ?? 0) + ep;
 
-        var now = DateTime.Now;
         var fields = new TrialResult
         {
             Metrics = Array.Empty<KeyValuePair<string, object>>(),
@@ -127,7 +126,6 @@ public sealed class TrainableHost : IDisposable
             TrialId = Context.TrialId,
             ExperimentTag = Context.ExperimentTag,
             Timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
-            Date = TrialResult.FormatDate(now),
             Pid = Pid,
             Hostname = Hostname,
         };

@@ -54,7 +54,8 @@ public sealed record TrialResult
     public string TrialId { get; init; } = "";
     public string ExperimentTag { get; init; } = "";
     public long Timestamp { get; init; }
-    public string Date { get; init; } = "";
+    /// <summary>Local time of <see cref="Timestamp"/> as Ray writes it ("2026-11-25_17-23-45"); formatted when read.</summary>
+    public string Date => Timestamp == 0 ? "" : FormatDate(DateTimeOffset.FromUnixTimeSeconds(Timestamp).LocalDateTime);
     public int Pid { get; init; }
     public string Hostname { get; init; } = "";
 
@@ -155,7 +156,6 @@ public sealed record TrialResult
             TrialId = S(TrialIdKey),
             ExperimentTag = S(ExperimentTagKey),
             Timestamp = L(TimestampKey),
-            Date = S(DateKey),
             Pid = (int)L(PidKey),
             Hostname = S(HostnameKey),
         };
