@@ -17,6 +17,17 @@ internal enum KernelKind
     Categorical,
 }
 
+/// <summary>
+/// Bandwidths and log masses computed for the observations of a univariate estimator last time (aligned with its input,
+/// NaN when unknown): a kernel whose centre and width did not change keeps its mass, which only depends on them.
+/// </summary>
+internal sealed class MassCache(double[] sigma, double[] logMass)
+{
+    public double[] Sigma { get; } = sigma;
+
+    public double[] LogMass { get; } = logMass;
+}
+
 /// <summary>One coordinate of an estimator: kind, cell count (discrete) or category count (categorical).</summary>
 internal readonly record struct KernelDimension(KernelKind Kind, long Cells);
 
@@ -33,6 +44,7 @@ internal readonly record struct KernelDimension(KernelKind Kind, long Cells);
 internal sealed class ParzenEstimator
 {
     private const double Eps = 1e-12;
+    private const double Negligible = 60;
     private static readonly double LogSqrt2Pi = 0.5 * Math.Log(2 * Math.PI);
 
     private readonly KernelDimension[] _dims;
@@ -43,6 +55,7 @@ internal sealed class ParzenEstimator
     private readonly double[][] _invSigma;
     private readonly double[][] _logMass;
     private readonly double[][] _continuousCoef;
+    private double[]? _weightedCoef;
     private readonly int[][] _category;
     private readonly double[] _categoryValue;
     private readonly bool _scaleDensity;
@@ -78,8 +91,10 @@ internal sealed class ParzenEstimator
     /// order of <paramref name="weights"/>). With <paramref name="sortedByFirstDimension"/> the observations are already in
     /// ascending order of the only dimension (ties oldest first), so univariate bandwidths need no sort.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static ParzenEstimator Build(
-        KernelDimension[] dims, double[][] values, ReadOnlySpan<double> weights, TpeOptions options, bool sortedByFirstDimension = false)
+        KernelDimension[] dims, double[][] values, ReadOnlySpan<double> weights, TpeOptions options, bool sortedByFirstDimension = false,
+        MassCache? cache = null, ReadOnlySpan<double> logWeights = default)
     {
         int n = weights.Length;
         bool considerPrior = options.ConsiderPrior || n == 0;
@@ -108,10 +123,14 @@ internal sealed class ParzenEstimator
             pe._weights[c] = w;
             sum += w;
         }
-        for (int c = 0; c < k; c++)
+        double logSum = Math.Log(sum);
+        for (int c = 0, i = 0; c < k; c++)
         {
+            bool isPrior = considerPrior && c == priorAt;
+            // With the observations' log weights given, log(w / sum) is log w - log sum: one log per observation per suggestion, not per dimension.
+            pe._logWeights[c] = logWeights.Length == n && !isPrior ? logWeights[i] - logSum : Math.Log(pe._weights[c] / sum);
             pe._weights[c] /= sum;
-            pe._logWeights[c] = Math.Log(pe._weights[c]);
+            if (!isPrior) i++;
         }
 
         for (int d = 0; d < dims.Length; d++)
@@ -150,10 +169,21 @@ internal sealed class ParzenEstimator
             var inv = new double[k];
             var logMass = new double[k];
             var coef = new double[k];
-            for (int c = 0; c < k; c++)
+            for (int c = 0, i = 0; c < k; c++)
             {
                 inv[c] = 1.0 / sigma[c];
-                logMass[c] = TruncatedNormal.LogGaussMass((0 - mu[c]) / sigma[c], (1 - mu[c]) / sigma[c]);
+                bool isPrior = considerPrior && c == priorAt;
+                if (cache is not null && d == 0 && !isPrior && cache.Sigma[i] == sigma[c]) logMass[c] = cache.LogMass[i];
+                else
+                {
+                    logMass[c] = TruncatedNormal.LogGaussMass((0 - mu[c]) / sigma[c], (1 - mu[c]) / sigma[c]);
+                    if (cache is not null && d == 0 && !isPrior)
+                    {
+                        cache.Sigma[i] = sigma[c];
+                        cache.LogMass[i] = logMass[c];
+                    }
+                }
+                if (!isPrior) i++;
                 coef[c] = -logMass[c] - LogSqrt2Pi - (options.ScaleKernelDensity ? Math.Log(sigma[c]) : 0);
             }
             pe._mu[d] = mu;
@@ -166,6 +196,7 @@ internal sealed class ParzenEstimator
     }
 
     /// <summary>Optuna's univariate bandwidths on sorted centres, endpoints 0 and 1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void NeighbourSigmas(ReadOnlySpan<double> sortedMu, Span<double> sigma, bool considerEndpoints)
     {
         int k = sortedMu.Length;
@@ -187,6 +218,7 @@ internal sealed class ParzenEstimator
     /// <c>_ParzenEstimator.sample</c>: one component per point from the weights (numpy's choice), then per dimension a
     /// categorical draw from that component's row or a truncated-normal quantile of a uniform draw.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public double[][] Sample(SearchRandom random, int size)
     {
         var cdf = new double[Components];
@@ -256,6 +288,7 @@ internal sealed class ParzenEstimator
     /// (continuous), log mass of the value's cell (discrete) or log row probability (categorical), plus the log weight,
     /// then log-sum-exp over components.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public double[] LogPdf(double[][] points)
     {
         int size = points[0].Length;
@@ -270,6 +303,21 @@ internal sealed class ParzenEstimator
             return result;
         }
         var acc = new double[Components];
+        if (_dims.Length == 1 && _dims[0].Kind == KernelKind.Continuous)
+        {
+            // One continuous dimension (every univariate float estimator): log weight and kernel constant folded, two passes per point.
+            if (_weightedCoef is null)
+            {
+                _weightedCoef = new double[Components];
+                for (int c = 0; c < Components; c++) _weightedCoef[c] = _logWeights[c] + _continuousCoef[0][c];
+            }
+            for (int s = 0; s < size; s++)
+            {
+                double max = GaussianTermsAndMax(acc, points[0][s], _mu[0], _invSigma[0], _weightedCoef);
+                result[s] = LogSumExp(acc, max);
+            }
+            return result;
+        }
         var discreteCache = new Dictionary<(int Dim, double X), double[]>();
         for (int s = 0; s < size; s++)
         {
@@ -296,12 +344,13 @@ internal sealed class ParzenEstimator
                         break;
                 }
             }
-            result[s] = LogSumExp(acc);
+            result[s] = LogSumExp(acc, Max(acc));
         }
         return result;
     }
 
     /// <summary>log P(value's cell) - log P([0, 1]) per component: the cell is [x - q/2, x + q/2] clipped to [0, 1], q = 1 / cells.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private double[] DiscreteTerms(int d, double x)
     {
         double half = 0.5 / _dims[d].Cells;
@@ -314,24 +363,33 @@ internal sealed class ParzenEstimator
         return terms;
     }
 
-    /// <summary>acc[c] += coef[c] - ((x - mu[c]) / sigma[c])^2 / 2, four or eight components at a time.</summary>
+    /// <summary>acc[c] += coef[c] - ((x - mu[c]) / sigma[c])^2 / 2, eight or four components at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void AddGaussianTerms(double[] acc, double x, double[] mu, double[] invSigma, double[] coef)
     {
-        int n = acc.Length;
-        int i = 0;
+        int n = acc.Length, i = 0;
         ref double a = ref MemoryMarshal.GetArrayDataReference(acc);
         ref double m = ref MemoryMarshal.GetArrayDataReference(mu);
         ref double inv = ref MemoryMarshal.GetArrayDataReference(invSigma);
         ref double cf = ref MemoryMarshal.GetArrayDataReference(coef);
-        if (Vector256.IsHardwareAccelerated)
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var vx = Vector512.Create(x);
+            var half = Vector512.Create(0.5);
+            for (; i <= n - Vector512<double>.Count; i += Vector512<double>.Count)
+            {
+                var z = (vx - Vector512.LoadUnsafe(ref m, (nuint)i)) * Vector512.LoadUnsafe(ref inv, (nuint)i);
+                (Vector512.LoadUnsafe(ref a, (nuint)i) + Vector512.LoadUnsafe(ref cf, (nuint)i) - half * z * z).StoreUnsafe(ref a, (nuint)i);
+            }
+        }
+        else if (Vector256.IsHardwareAccelerated)
         {
             var vx = Vector256.Create(x);
             var half = Vector256.Create(0.5);
             for (; i <= n - Vector256<double>.Count; i += Vector256<double>.Count)
             {
                 var z = (vx - Vector256.LoadUnsafe(ref m, (nuint)i)) * Vector256.LoadUnsafe(ref inv, (nuint)i);
-                var t = Vector256.LoadUnsafe(ref a, (nuint)i) + Vector256.LoadUnsafe(ref cf, (nuint)i) - half * z * z;
-                t.StoreUnsafe(ref a, (nuint)i);
+                (Vector256.LoadUnsafe(ref a, (nuint)i) + Vector256.LoadUnsafe(ref cf, (nuint)i) - half * z * z).StoreUnsafe(ref a, (nuint)i);
             }
         }
         for (; i < n; i++)
@@ -341,33 +399,100 @@ internal sealed class ParzenEstimator
         }
     }
 
-    /// <summary>log Σ exp(v) with the maximum taken out first, as numpy's version in <c>log_pdf</c>.</summary>
-    private static double LogSumExp(double[] values)
+    /// <summary>acc[c] = coef[c] - ((x - mu[c]) / sigma[c])^2 / 2 for every component; returns the largest.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static double GaussianTermsAndMax(double[] acc, double x, double[] mu, double[] invSigma, double[] coef)
     {
-        int n = values.Length;
-        ref double v = ref MemoryMarshal.GetArrayDataReference(values);
+        int n = acc.Length, i = 0;
         double max = double.NegativeInfinity;
-        int i = 0;
-        if (Vector256.IsHardwareAccelerated && n >= Vector256<double>.Count)
+        ref double a = ref MemoryMarshal.GetArrayDataReference(acc);
+        ref double m = ref MemoryMarshal.GetArrayDataReference(mu);
+        ref double inv = ref MemoryMarshal.GetArrayDataReference(invSigma);
+        ref double cf = ref MemoryMarshal.GetArrayDataReference(coef);
+        if (Vector512.IsHardwareAccelerated && n >= Vector512<double>.Count)
         {
+            var vx = Vector512.Create(x);
+            var half = Vector512.Create(0.5);
+            var vmax = Vector512.Create(double.NegativeInfinity);
+            for (; i <= n - Vector512<double>.Count; i += Vector512<double>.Count)
+            {
+                var z = (vx - Vector512.LoadUnsafe(ref m, (nuint)i)) * Vector512.LoadUnsafe(ref inv, (nuint)i);
+                var t = Vector512.LoadUnsafe(ref cf, (nuint)i) - half * z * z;
+                t.StoreUnsafe(ref a, (nuint)i);
+                vmax = Vector512.Max(vmax, t);
+            }
+            for (int j = 0; j < Vector512<double>.Count; j++) max = Math.Max(max, vmax[j]);
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= Vector256<double>.Count)
+        {
+            var vx = Vector256.Create(x);
+            var half = Vector256.Create(0.5);
             var vmax = Vector256.Create(double.NegativeInfinity);
             for (; i <= n - Vector256<double>.Count; i += Vector256<double>.Count)
-                vmax = Vector256.Max(vmax, Vector256.LoadUnsafe(ref v, (nuint)i));
+            {
+                var z = (vx - Vector256.LoadUnsafe(ref m, (nuint)i)) * Vector256.LoadUnsafe(ref inv, (nuint)i);
+                var t = Vector256.LoadUnsafe(ref cf, (nuint)i) - half * z * z;
+                t.StoreUnsafe(ref a, (nuint)i);
+                vmax = Vector256.Max(vmax, t);
+            }
             for (int j = 0; j < Vector256<double>.Count; j++) max = Math.Max(max, vmax[j]);
         }
-        for (; i < n; i++) max = Math.Max(max, Unsafe.Add(ref v, i));
+        for (; i < n; i++)
+        {
+            double z = (x - Unsafe.Add(ref m, i)) * Unsafe.Add(ref inv, i);
+            double t = Unsafe.Add(ref cf, i) - 0.5 * z * z;
+            Unsafe.Add(ref a, i) = t;
+            max = Math.Max(max, t);
+        }
+        return max;
+    }
+
+    private static double Max(double[] values)
+    {
+        double max = double.NegativeInfinity;
+        foreach (var v in values) max = Math.Max(max, v);
+        return max;
+    }
+
+    /// <summary>log Σ exp(v) given the maximum, taken out first as numpy's version in <c>log_pdf</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static double LogSumExp(double[] values, double max)
+    {
         if (double.IsNegativeInfinity(max) || double.IsNaN(max)) return max;
+        int n = values.Length, i = 0;
+        ref double v = ref MemoryMarshal.GetArrayDataReference(values);
         double sum = 0;
-        i = 0;
-        if (Vector256.IsHardwareAccelerated && n >= Vector256<double>.Count)
+        // Blocks whose every term is below max - 60 are skipped: each adds under 1e-26 of a sum that is at least 1,
+        // invisible in double precision for any realistic number of components.
+        if (Vector512.IsHardwareAccelerated && n >= Vector512<double>.Count)
+        {
+            var vm = Vector512.Create(max);
+            var cut = Vector512.Create(-Negligible);
+            var vsum = Vector512<double>.Zero;
+            for (; i <= n - Vector512<double>.Count; i += Vector512<double>.Count)
+            {
+                var d = Vector512.LoadUnsafe(ref v, (nuint)i) - vm;
+                if (Vector512.GreaterThanOrEqualAny(d, cut)) vsum += Vector512.Exp(Vector512.Max(d, cut));
+            }
+            sum = Vector512.Sum(vsum);
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= Vector256<double>.Count)
         {
             var vm = Vector256.Create(max);
+            var cut = Vector256.Create(-Negligible);
             var vsum = Vector256<double>.Zero;
             for (; i <= n - Vector256<double>.Count; i += Vector256<double>.Count)
-                vsum += Vector256.Exp(Vector256.LoadUnsafe(ref v, (nuint)i) - vm);
+            {
+                var d = Vector256.LoadUnsafe(ref v, (nuint)i) - vm;
+                if (Vector256.GreaterThanOrEqualAny(d, cut)) vsum += Vector256.Exp(Vector256.Max(d, cut));
+            }
             sum = Vector256.Sum(vsum);
         }
-        for (; i < n; i++) sum += Math.Exp(Unsafe.Add(ref v, i) - max);
+        for (; i < n; i++)
+        {
+            double d = Unsafe.Add(ref v, i) - max;
+            if (d >= -Negligible) sum += Math.Exp(d);
+        }
         return Math.Log(sum) + max;
     }
 }

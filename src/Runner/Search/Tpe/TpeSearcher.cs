@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using TorchTrials.Runner.Schedulers;
@@ -30,7 +31,10 @@ public sealed class TpeSearcher : UnitCubeSearcher
     private readonly Dictionary<string, LiveTrial> _live = new(StringComparer.Ordinal);
     private readonly List<Observation> _byLoss = new();
     private readonly List<Observation> _bySeq = new();
-    private List<Observation>?[] _byValue = Array.Empty<List<Observation>?>();
+    private SortedColumn?[] _columns = Array.Empty<SortedColumn?>();
+    private bool[] _isBelow = new bool[64];
+    private int[] _rank = new int[64];
+    private int _nextId;
     private KernelDimension[] _kinds = Array.Empty<KernelDimension>();
     private SearchRandom _tpeRandom;
     private int _nextSeq;
@@ -50,12 +54,24 @@ public sealed class TpeSearcher : UnitCubeSearcher
     /// <summary>Completed and pruned trials the searcher learned from (Optuna's n).</summary>
     public int ObservationCount => _finishedCount;
 
+    /// <summary>Trial order numbers (0 for the first suggestion) of the observations as ranked, best first: what gamma(n) cuts.</summary>
+    internal IReadOnlyList<int> RankedObservations() => _byLoss.Where(o => !o.Running).Select(o => o.Seq).ToList();
+
+    /// <summary>The trial order numbers that would form l(x) and g(x) now, each oldest first.</summary>
+    internal (IReadOnlyList<int> Below, IReadOnlyList<int> Above) Split()
+    {
+        var below = SplitBelow(out _);
+        var result = (below.Select(o => o.Seq).ToList(), _bySeq.Where(o => !_isBelow[o.Id]).Select(o => o.Seq).ToList());
+        foreach (var o in below) _isBelow[o.Id] = false;
+        return result;
+    }
+
     protected override void OnSpaceSet()
     {
         _kinds = Dimensions.Select(d => d.Domain.IsCategorical
             ? new KernelDimension(KernelKind.Categorical, d.Domain.Cells)
             : d.Domain.Cells > 0 ? new KernelDimension(KernelKind.Discrete, d.Domain.Cells) : new KernelDimension(KernelKind.Continuous, 0)).ToArray();
-        _byValue = _kinds.Select(k => k.Kind == KernelKind.Categorical ? null : new List<Observation>()).ToArray();
+        _columns = _kinds.Select(k => k.Kind == KernelKind.Categorical ? null : new SortedColumn()).ToArray();
     }
 
     protected override Suggestion? BeforeSuggest(string trialId)
@@ -76,7 +92,7 @@ public sealed class TpeSearcher : UnitCubeSearcher
         }
         finally
         {
-            foreach (var o in below) o.Below = false;
+            foreach (var o in below) _isBelow[o.Id] = false;
         }
     }
 
@@ -146,17 +162,18 @@ public sealed class TpeSearcher : UnitCubeSearcher
     }
 
     /// <summary>Marks the gamma(n) best observations as below and returns them oldest first; ranks the others by trial order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private List<Observation> SplitBelow(out double[] aboveWeights)
     {
         int total = _byLoss.Count;
         int nBelow = Math.Clamp(_options.Gamma(_finishedCount), 0, total);
-        for (int i = 0; i < nBelow; i++) _byLoss[i].Below = true;
+        for (int i = 0; i < nBelow; i++) _isBelow[_byLoss[i].Id] = true;
         var below = new List<Observation>(nBelow);
         int rank = 0;
         foreach (var o in _bySeq)
         {
-            if (o.Below) below.Add(o);
-            else o.Rank = rank++;
+            if (_isBelow[o.Id]) below.Add(o);
+            else _rank[o.Id] = rank++;
         }
         aboveWeights = CheckedWeights(rank);
         return below;
@@ -177,11 +194,14 @@ public sealed class TpeSearcher : UnitCubeSearcher
         return w;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private double[] ProposeUnivariate(List<Observation> below, double[] aboveWeights)
     {
         int dims = Dimensions.Count;
         var belowWeights = CheckedWeights(below.Count).AsSpan(0, below.Count).ToArray();
         int aboveCount = _byLoss.Count - below.Count;
+        var aboveLogWeights = new double[aboveCount];
+        for (int r = 0; r < aboveCount; r++) aboveLogWeights[r] = Math.Log(aboveWeights[r]);
         var result = new double[dims];
         for (int d = 0; d < dims; d++)
         {
@@ -198,15 +218,43 @@ public sealed class TpeSearcher : UnitCubeSearcher
 
             var aboveValues = new double[aboveCount];
             var aboveW = new double[aboveCount];
-            var source = _byValue[d] ?? _bySeq;
-            int j = 0;
-            foreach (var o in source)
+            ParzenEstimator upper;
+            if (_columns[d] is { } column)
             {
-                if (o.Below) continue;
-                aboveValues[j] = Coordinate(o, d);
-                aboveW[j++] = aboveWeights[o.Rank];
+                var aboveLogW = new double[aboveCount];
+                var cache = new MassCache(new double[aboveCount], new double[aboveCount]);
+                var position = new int[aboveCount];
+                int j = 0;
+                for (int p = 0; p < column.Count; p++)
+                {
+                    int id = column.Ids[p];
+                    if (_isBelow[id]) continue;
+                    int r = _rank[id];
+                    aboveValues[j] = column.Values[p];
+                    aboveW[j] = aboveWeights[r];
+                    aboveLogW[j] = aboveLogWeights[r];
+                    cache.Sigma[j] = column.Sigma[p];
+                    cache.LogMass[j] = column.LogMass[p];
+                    position[j++] = p;
+                }
+                upper = ParzenEstimator.Build(kind, new[] { aboveValues }, aboveW, _options, sortedByFirstDimension: true, cache, aboveLogW);
+                for (j = 0; j < aboveCount; j++)
+                {
+                    column.Sigma[position[j]] = cache.Sigma[j];
+                    column.LogMass[position[j]] = cache.LogMass[j];
+                }
             }
-            var upper = ParzenEstimator.Build(kind, new[] { aboveValues }, aboveW, _options, sortedByFirstDimension: _byValue[d] is not null);
+            else
+            {
+                int j = 0;
+                foreach (var o in _bySeq)
+                {
+                    if (_isBelow[o.Id]) continue;
+                    aboveValues[j] = Coordinate(o, d);
+                    aboveW[j++] = aboveWeights[_rank[o.Id]];
+                }
+                upper = ParzenEstimator.Build(kind, new[] { aboveValues }, aboveW, _options);
+            }
 
             var samples = lower.Sample(_tpeRandom, _options.EiCandidates);
             SnapColumn(d, samples[0]);
@@ -217,6 +265,7 @@ public sealed class TpeSearcher : UnitCubeSearcher
         return result;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private double[] ProposeMultivariate(List<Observation> below, double[] aboveWeights)
     {
         var active = Enumerable.Range(0, Dimensions.Count).Where(d => !Dimensions[d].Domain.IsSingleValued).ToArray();
@@ -228,9 +277,9 @@ public sealed class TpeSearcher : UnitCubeSearcher
         var belowWeights = CheckedWeights(below.Count).AsSpan(0, below.Count).ToArray();
         var belowColumns = active.Select(d => below.Select(o => Coordinate(o, d)).ToArray()).ToArray();
         var lower = ParzenEstimator.Build(kinds, belowColumns, belowWeights, _options);
-        var aboveList = _bySeq.Where(o => !o.Below).ToList();
+        var aboveList = _bySeq.Where(o => !_isBelow[o.Id]).ToList();
         var aboveColumns = active.Select(d => aboveList.Select(o => Coordinate(o, d)).ToArray()).ToArray();
-        var upper = ParzenEstimator.Build(kinds, aboveColumns, aboveList.Select(o => aboveWeights[o.Rank]).ToArray(), _options);
+        var upper = ParzenEstimator.Build(kinds, aboveColumns, aboveList.Select(o => aboveWeights[_rank[o.Id]]).ToArray(), _options);
         var samples = lower.Sample(_tpeRandom, _options.EiCandidates);
         for (int i = 0; i < active.Length; i++) SnapColumn(active[i], samples[i]);
         int best = ArgMaxDifference(lower.LogPdf(samples), upper.LogPdf(samples));
@@ -278,20 +327,22 @@ public sealed class TpeSearcher : UnitCubeSearcher
 
     private void Insert(Observation o)
     {
+        o.Id = _nextId++;
+        if (o.Id >= _isBelow.Length)
+        {
+            Array.Resize(ref _isBelow, _isBelow.Length * 2);
+            Array.Resize(ref _rank, _rank.Length * 2);
+        }
         InsertSorted(_byLoss, o, CompareLoss);
         InsertSorted(_bySeq, o, (a, b) => a.Seq.CompareTo(b.Seq));
-        for (int d = 0; d < _byValue.Length; d++)
-        {
-            int dim = d;
-            if (_byValue[d] is { } list) InsertSorted(list, o, (a, b) => a.Unit[dim] != b.Unit[dim] ? a.Unit[dim].CompareTo(b.Unit[dim]) : a.Seq.CompareTo(b.Seq));
-        }
+        for (int d = 0; d < _columns.Length; d++) _columns[d]?.Insert(o.Unit[d], o.Seq, o.Id);
     }
 
     private void Remove(Observation o)
     {
         _byLoss.Remove(o);
         _bySeq.Remove(o);
-        foreach (var list in _byValue) list?.Remove(o);
+        foreach (var column in _columns) column?.Remove(o.Id);
     }
 
     private static int CompareLoss(Observation a, Observation b)
@@ -341,7 +392,7 @@ public sealed class TpeSearcher : UnitCubeSearcher
         _nextSeq = state["next_seq"]?.GetValue<int>() ?? _nextSeq;
         _byLoss.Clear();
         _bySeq.Clear();
-        foreach (var list in _byValue) list?.Clear();
+        foreach (var column in _columns) column?.Clear();
         _live.Clear();
         _finishedCount = 0;
         if (state["observations"] is JsonArray observations)
@@ -383,9 +434,82 @@ public sealed class TpeSearcher : UnitCubeSearcher
 
         public bool Running { get; } = running;
 
-        public bool Below { get; set; }
+        /// <summary>Dense index of this observation in the searcher's per-observation arrays.</summary>
+        public int Id { get; set; }
+    }
 
-        public int Rank { get; set; }
+    /// <summary>
+    /// One numeric dimension's observations sorted by (value, trial order), with the bandwidth and log mass each had in
+    /// g(x) last time: contiguous arrays, so building g(x) is one linear scan.
+    /// </summary>
+    private sealed class SortedColumn
+    {
+        public double[] Values { get; private set; } = new double[64];
+
+        public int[] Seqs { get; private set; } = new int[64];
+
+        public int[] Ids { get; private set; } = new int[64];
+
+        public double[] Sigma { get; private set; } = new double[64];
+
+        public double[] LogMass { get; private set; } = new double[64];
+
+        public int Count { get; private set; }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Insert(double value, int seq, int id)
+        {
+            int lo = 0, hi = Count;
+            while (lo < hi)
+            {
+                int mid = (lo + hi) >>> 1;
+                if (Values[mid] < value || (Values[mid] == value && Seqs[mid] <= seq)) lo = mid + 1;
+                else hi = mid;
+            }
+            if (Count == Values.Length)
+            {
+                int size = Values.Length * 2;
+                Values = Grow(Values, size);
+                Seqs = Grow(Seqs, size);
+                Ids = Grow(Ids, size);
+                Sigma = Grow(Sigma, size);
+                LogMass = Grow(LogMass, size);
+            }
+            int tail = Count - lo;
+            Array.Copy(Values, lo, Values, lo + 1, tail);
+            Array.Copy(Seqs, lo, Seqs, lo + 1, tail);
+            Array.Copy(Ids, lo, Ids, lo + 1, tail);
+            Array.Copy(Sigma, lo, Sigma, lo + 1, tail);
+            Array.Copy(LogMass, lo, LogMass, lo + 1, tail);
+            Values[lo] = value;
+            Seqs[lo] = seq;
+            Ids[lo] = id;
+            Sigma[lo] = double.NaN;
+            LogMass[lo] = double.NaN;
+            Count++;
+        }
+
+        public void Remove(int id)
+        {
+            int at = Array.IndexOf(Ids, id, 0, Count);
+            if (at < 0) return;
+            int tail = Count - at - 1;
+            Array.Copy(Values, at + 1, Values, at, tail);
+            Array.Copy(Seqs, at + 1, Seqs, at, tail);
+            Array.Copy(Ids, at + 1, Ids, at, tail);
+            Array.Copy(Sigma, at + 1, Sigma, at, tail);
+            Array.Copy(LogMass, at + 1, LogMass, at, tail);
+            Count--;
+        }
+
+        public void Clear() => Count = 0;
+
+        private static T[] Grow<T>(T[] array, int size)
+        {
+            var grown = new T[size];
+            Array.Copy(array, grown, array.Length);
+            return grown;
+        }
     }
 
     /// <summary>A suggested trial not finished yet, with its latest intermediate value (Optuna's intermediate_values at the largest step).</summary>

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace TorchTrials.Runner.Search;
 
 /// <summary>
@@ -14,6 +15,7 @@ internal static class TruncatedNormal
     private static double LogDiff(double logP, double logQ) => logP + Gaussian.Log1P(-Math.Exp(logQ - logP));
 
     /// <summary>log(Φ(b) - Φ(a)), working in the left tail for accuracy as <c>_log_gauss_mass</c> does.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static double LogGaussMass(double a, double b)
     {
         if (b <= 0) return LogDiff(Gaussian.LogCdf(b), Gaussian.LogCdf(a));
@@ -22,6 +24,7 @@ internal static class TruncatedNormal
     }
 
     /// <summary>The <paramref name="q"/>-quantile of the standard normal truncated to [a, b] (<c>ppf</c>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static double Ppf(double q, double a, double b)
     {
         if (a == b) return double.NaN;
