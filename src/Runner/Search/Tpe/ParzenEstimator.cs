@@ -56,6 +56,7 @@ internal sealed class ParzenEstimator
     private readonly double[][] _logMass;
     private readonly double[][] _continuousCoef;
     private double[]? _weightedCoef;
+    private double[]? _logSigma;
     private readonly int[][] _category;
     private readonly double[] _categoryValue;
     private readonly bool _scaleDensity;
@@ -318,6 +319,21 @@ internal sealed class ParzenEstimator
             }
             return result;
         }
+        if (_dims.Length == 1 && _dims[0].Kind == KernelKind.Discrete)
+        {
+            var byValue = new Dictionary<double, double>();
+            for (int s = 0; s < size; s++)
+            {
+                double x = points[0][s];
+                if (!byValue.TryGetValue(x, out var value))
+                {
+                    value = UnivariateDiscreteLogPdf(x, acc);
+                    byValue[x] = value;
+                }
+                result[s] = value;
+            }
+            return result;
+        }
         var discreteCache = new Dictionary<(int Dim, double X), double[]>();
         for (int s = 0; s < size; s++)
         {
@@ -347,6 +363,57 @@ internal sealed class ParzenEstimator
             result[s] = LogSumExp(acc, Max(acc));
         }
         return result;
+    }
+
+    /// <summary>
+    /// The mixture's log probability of x's cell for a single discrete dimension. The cell's mass under each kernel is
+    /// bounded first without erf (cell width times the kernel's largest density in the cell, and at most 1); kernels whose
+    /// bound lies more than <see cref="Negligible"/> below an exactly computed term cannot change the sum (the same rule
+    /// the log-sum-exp applies), so only the others get the exact mass.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private double UnivariateDiscreteLogPdf(double x, double[] acc)
+    {
+        double half = 0.5 / _dims[0].Cells;
+        double upper = Math.Min(x + half, 1.0), lower = Math.Max(x - half, 0.0);
+        double logWidth = Math.Log(upper - lower);
+        var mu = _mu[0];
+        var sigma = _sigma[0];
+        var logMass = _logMass[0];
+        if (_logSigma is null)
+        {
+            _logSigma = new double[Components];
+            for (int c = 0; c < Components; c++) _logSigma[c] = Math.Log(sigma[c]);
+        }
+        var logSigma = _logSigma;
+        int best = 0;
+        double bestBound = double.NegativeInfinity;
+        for (int c = 0; c < Components; c++)
+        {
+            double gap = Math.Max(0, Math.Max(lower - mu[c], mu[c] - upper)) / sigma[c];
+            double bound = _logWeights[c] - logMass[c] + Math.Min(0, logWidth - logSigma[c] - LogSqrt2Pi) - 0.5 * gap * gap;
+            acc[c] = bound;
+            if (bound > bestBound)
+            {
+                bestBound = bound;
+                best = c;
+            }
+        }
+        double exactBest = _logWeights[best] + CellTerm(best, lower, upper);
+        double cut = exactBest - Negligible;
+        double max = double.NegativeInfinity;
+        for (int c = 0; c < Components; c++)
+        {
+            acc[c] = acc[c] < cut ? double.NegativeInfinity : c == best ? exactBest : _logWeights[c] + CellTerm(c, lower, upper);
+            max = Math.Max(max, acc[c]);
+        }
+        return LogSumExp(acc, max);
+    }
+
+    private double CellTerm(int c, double lower, double upper)
+    {
+        double mu = _mu[0][c], sigma = _sigma[0][c];
+        return TruncatedNormal.LogGaussMass((lower - mu) / sigma, (upper - mu) / sigma) - _logMass[0][c];
     }
 
     /// <summary>log P(value's cell) - log P([0, 1]) per component: the cell is [x - q/2, x + q/2] clipped to [0, 1], q = 1 / cells.</summary>

@@ -89,6 +89,21 @@ public class TpeRulesTests
     }
 
     [Fact]
+    public void The_shortcut_for_one_discrete_dimension_gives_the_full_sum()
+    {
+        var random = new SearchRandom(3);
+        var domain = Domain.RandInt(0, 1000);
+        var values = Enumerable.Range(0, 300).Select(_ => domain.ToUnit((long)random.NextInt(1000))).ToArray();
+        var weights = TpeOptions.DefaultWeights(300);
+        var single = ParzenEstimator.Build(new[] { new KernelDimension(KernelKind.Discrete, 1000) }, new[] { values }, weights, Defaults);
+        // A one-category dimension adds log 1 = 0 to every kernel, so this estimator is the same mixture, summed in full.
+        var full = ParzenEstimator.Build(new[] { new KernelDimension(KernelKind.Discrete, 1000), new KernelDimension(KernelKind.Categorical, 1) },
+            new[] { values, new double[300] }, weights, Defaults);
+        var points = Enumerable.Range(0, 40).Select(_ => domain.ToUnit((long)random.NextInt(1000))).ToArray();
+        Assert.Equal(full.LogPdf(new[] { points, new double[40] }), single.LogPdf(new[] { points }), new Tolerance(1e-12));
+    }
+
+    [Fact]
     public void Log_floats_are_modelled_in_log_space_through_the_unit_mapping()
     {
         var d = Domain.LogUniform(1e-4, 1e-1);
