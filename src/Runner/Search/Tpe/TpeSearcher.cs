@@ -20,10 +20,15 @@ namespace TorchTrials.Runner.Search;
 /// dimension, each sampled independently); <see cref="TpeOptions.Multivariate"/> follows multivariate=True.
 /// It works in the unit cube: every dimension's unit mapping is affine in the scale Optuna models (log for log domains,
 /// cells widened by half a step for integers and quantized floats), so the estimators are Optuna's; grid dimensions are
-/// categories. Deviations: its own random stream (not numpy's MT19937), ties among equal kernel centres broken by trial
-/// order (numpy's argsort is not stable), and normal domains (which Optuna lacks) modelled on the CDF scale.
-/// Cost per suggestion is linear in the number of observations: they are kept sorted incrementally (by rank and by each
-/// dimension's value), and the likelihoods are evaluated in vectorised loops.
+/// categories. Like Optuna 3.1.0 its kernel log density leaves out log σ (<see cref="TpeOptions.ScaleKernelDensity"/> adds it,
+/// as later Optuna versions do). Deviations: its own random stream (not numpy's MT19937); ties among equal kernel
+/// centres broken by trial order (numpy's argsort is not stable); the truncated-normal quantile inverts Φ directly
+/// instead of bisecting (same root to about 1e-15); log-sum-exp leaves out terms more than 60 below the largest (each
+/// under 1e-26 of the sum); qloguniform and qlograndint, which Optuna 3.1.0 cannot express, are modelled like its log
+/// integers (continuous density, sample rounded); normal domains (which Optuna lacks) are modelled on the CDF scale.
+/// Cost per suggestion is linear in the number of observations: they are kept sorted incrementally (by rank, by trial
+/// order, and per numeric dimension by value in contiguous arrays that also remember each kernel's mass), and the
+/// likelihoods are evaluated in vectorised loops.
 /// </summary>
 public sealed class TpeSearcher : UnitCubeSearcher
 {
