@@ -128,6 +128,15 @@ public class DomainUnitMappingTests
     }
 
     [Fact]
+    public void A_collection_is_one_choice_unless_given_to_ChoiceOf()
+    {
+        var widths = new List<int> { 64, 128, 256 };
+        Assert.Equal(3, Domain.ChoiceOf(widths).Values.Length);
+        Assert.Single(Domain.Choice(widths).Values);
+        Assert.True(Domain.GridOf(widths).IsGrid);
+    }
+
+    [Fact]
     public void Sampling_a_unit_domain_is_mapping_a_uniform_draw()
     {
         var d = Domain.Uniform(2, 3);
