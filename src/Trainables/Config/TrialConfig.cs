@@ -225,7 +225,7 @@ public sealed class TrialConfig : IReadOnlyDictionary<string, object?>, IEquatab
             JsonValueKind.String => v.GetValue<string>(),
             JsonValueKind.True => true,
             JsonValueKind.False => false,
-            JsonValueKind.Number => v.TryGetValue<long>(out var l) ? l : v.GetValue<double>(),
+            JsonValueKind.Number => v.TryGetValue<long>(out var l) ? (object)l : v.GetValue<double>(),
             _ => null,
         },
         _ => null,

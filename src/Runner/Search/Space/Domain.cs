@@ -61,6 +61,12 @@ public abstract class Domain
     /// <summary>Every one of the given values, in a cross product with the other grid entries (Ray's <c>tune.grid_search</c>).</summary>
     public static CategoricalDomain Grid(params object?[] values) => new(values, grid: true);
 
+    /// <summary><see cref="Choice"/> over the items of a collection (a collection passed to Choice is one value).</summary>
+    public static CategoricalDomain ChoiceOf<T>(IEnumerable<T> values) => new(values.Cast<object?>(), grid: false);
+
+    /// <summary><see cref="Grid"/> over the items of a collection (a collection passed to Grid is one value).</summary>
+    public static CategoricalDomain GridOf<T>(IEnumerable<T> values) => new(values.Cast<object?>(), grid: true);
+
     /// <summary>
     /// A value computed from the other values of the same config (Ray's <c>tune.sample_from</c>). The function sees the
     /// values resolved so far; reading one that is not resolved yet defers it to a later pass, as Ray does.

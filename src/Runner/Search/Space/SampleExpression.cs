@@ -54,7 +54,7 @@ internal sealed class SampleExpression
 
         public double Value => IsInt ? I : D;
 
-        public object ToObject() => IsInt ? I : D;
+        public object ToObject() => IsInt ? (object)I : D;
     }
 
     private abstract class Node

@@ -1,0 +1,139 @@
+using System.Text.Json.Nodes;
+using TorchTrials.Runner;
+using TorchTrials.Runner.Schedulers;
+using TorchTrials.Runner.Search;
+using TorchTrials.Trainables;
+using static TorchTrials.Tests.Search.SearchTestKit;
+
+namespace TorchTrials.Tests.Search;
+
+/// <summary>Ray's SearchGenerator: a searcher's suggestions become trials, num_samples of them, with deterministic ids and Ray's tags.</summary>
+public class SearchGeneratorTests
+{
+    private static SearchSpace Space() => new()
+    {
+        ["lr"] = Domain.LogUniform(1e-4, 1e-1),
+        ["width"] = Domain.Choice(64, 128),
+        ["act"] = Domain.Grid("relu", "tanh"),
+        ["epochs"] = 3,
+    };
+
+    [Fact]
+    public void It_stops_after_num_samples_trials_with_unique_deterministic_ids()
+    {
+        var generator = new SearchGenerator(new RandomSearcher(seed: 1), Space(), Template(), numSamples: 5,
+            new SearchGeneratorOptions { TrialIdPrefix = "exp" });
+
+        var trials = Drain(generator);
+
+        Assert.Equal(5, trials.Count);
+        Assert.Equal(new[] { "exp_00000", "exp_00001", "exp_00002", "exp_00003", "exp_00004" }, trials.Select(t => t.Id));
+        Assert.True(generator.IsFinished);
+        Assert.Null(generator.NextTrial());
+        Assert.Equal(5, generator.TotalSamples);
+    }
+
+    [Fact]
+    public void Tags_are_Rays_counter_from_one_and_sorted_searched_values()
+    {
+        var space = new SearchSpace { ["width"] = Domain.Choice(64), ["lr"] = Domain.Choice(0.01), ["epochs"] = 3 };
+        var trials = Drain(new SearchGenerator(new RandomSearcher(seed: 1), space, Template(), 3));
+        Assert.Equal("3_lr=0.01,width=64", trials[2].ExperimentTag);
+        Assert.Equal(new[] { "lr", "width" }, trials[0].EvaluatedParams.Keys.Order());
+        Assert.Equal(3L, trials[0].Config["epochs"]);
+    }
+
+    [Fact]
+    public void Grid_dimensions_are_categories_for_a_searcher()
+    {
+        var trials = Drain(new SearchGenerator(new RandomSearcher(seed: 2), Space(), Template(), 40));
+        Assert.Equal(new object?[] { "relu", "tanh" }, trials.Select(t => t.Config["act"]).Distinct().Order());
+    }
+
+    [Fact]
+    public void The_searchers_config_is_laid_over_the_templates_base_config()
+    {
+        var trials = Drain(new SearchGenerator(new RandomSearcher(seed: 2), Space(), Template(TrialConfig.From(("epochs", 99), ("seed", 7))), 1));
+        Assert.Equal(3L, trials[0].Config["epochs"]);
+        Assert.Equal(7L, trials[0].Config["seed"]);
+    }
+
+    [Fact]
+    public void A_searcher_configured_for_another_metric_is_refused()
+    {
+        var searcher = new TpeSearcher("accuracy", MetricMode.Max);
+        var e = Assert.Throws<ArgumentException>(() => new SearchGenerator(searcher, Space(), Template(), 1,
+            new SearchGeneratorOptions { Metric = "loss", Mode = MetricMode.Min }));
+        Assert.Contains("TpeSearcher", e.Message);
+    }
+
+    [Fact]
+    public void Not_now_produces_no_trial_and_finished_ends_the_search()
+    {
+        var limited = new ConcurrencyLimiter(new RandomSearcher(seed: 1), maxConcurrent: 1);
+        var generator = new SearchGenerator(limited, Space(), Template(), 10);
+        var first = generator.NextTrial()!;
+        Assert.Null(generator.NextTrial());
+        Assert.False(generator.IsFinished);
+        generator.OnTrialComplete(first.Id, null, TrialOutcome.Completed);
+        Assert.NotNull(generator.NextTrial());
+
+        var finishing = new SearchGenerator(new FinishingSearcher(), Space(), Template(), 10);
+        Assert.Null(finishing.NextTrial());
+        Assert.True(finishing.IsFinished);
+    }
+
+    [Fact]
+    public void Resume_continues_the_count_and_the_searchers_stream()
+    {
+        var all = Drain(new SearchGenerator(new RandomSearcher(seed: 4), Space(), Template(), 6)).Select(t => $"{t.Id}:{t.Config}").ToList();
+        var first = new SearchGenerator(new RandomSearcher(seed: 4), Space(), Template(), 6);
+        var before = Enumerable.Range(0, 2).Select(_ => first.NextTrial()!).Select(t => $"{t.Id}:{t.Config}").ToList();
+        var state = JsonNode.Parse(first.SaveState()!.ToJsonString())!;
+
+        var resumed = new SearchGenerator(new RandomSearcher(seed: 999), Space(), Template(), 6);
+        resumed.RestoreState(state);
+
+        Assert.Equal(all, before.Concat(Drain(resumed).Select(t => $"{t.Id}:{t.Config}")));
+    }
+
+    [Fact]
+    public void Random_searcher_is_deterministic_per_seed_and_spreads_over_the_space()
+    {
+        string Run(long seed) => string.Join(";", Drain(new SearchGenerator(new RandomSearcher(seed: seed), Space(), Template(), 20)).Select(t => t.Config.ToString()));
+        Assert.Equal(Run(3), Run(3));
+        Assert.NotEqual(Run(3), Run(4));
+        var lrs = Drain(new SearchGenerator(new RandomSearcher(seed: 3), Space(), Template(), 200)).Select(t => (double)t.Config["lr"]!).ToList();
+        Assert.All(lrs, lr => Assert.InRange(lr, 1e-4, 1e-1));
+        Assert.InRange(lrs.Count(lr => lr < 1e-3), 40, 95);
+    }
+
+    [Fact]
+    public void Points_to_evaluate_are_suggested_first_with_missing_keys_drawn()
+    {
+        var searcher = new RandomSearcher(seed: 1, pointsToEvaluate: new[] { TrialConfig.From(("lr", 0.05), ("width", 128)) });
+        var trials = Drain(new SearchGenerator(searcher, Space(), Template(), 2));
+        Assert.Equal(0.05, trials[0].Config["lr"]);
+        Assert.Equal(128L, trials[0].Config["width"]);
+        Assert.Contains(trials[0].Config["act"], new object?[] { "relu", "tanh" });
+    }
+
+    private sealed class FinishingSearcher : ISearcher
+    {
+        public string? Metric => null;
+
+        public MetricMode? Mode => null;
+
+        public bool SetSearchProperties(string? metric, MetricMode? mode, SearchSpace space) => true;
+
+        public Suggestion Suggest(string trialId) => Suggestion.Finished;
+
+        public void OnTrialResult(string trialId, TrialResult result) { }
+
+        public void OnTrialComplete(string trialId, TrialResult? result, TrialOutcome outcome) { }
+
+        public JsonNode SaveState() => new JsonObject();
+
+        public void RestoreState(JsonNode state) { }
+    }
+}
