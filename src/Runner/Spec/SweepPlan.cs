@@ -122,7 +122,7 @@ public sealed class SweepPlan
             spec.Error(metric is null ? "metric" : "mode", metric is null ? "is required when mode is set" : "is required when metric is set (max or min)");
 
         var scheduler = AlgorithmCatalog.Scheduler(spec.Child("scheduler"), spec.Has("scheduler") ? null : spec, metric, mode, seed);
-        var (searcher, algorithm) = AlgorithmCatalog.Searcher(spec.Child("searcher"), metric, mode, seed, numSamples);
+        var (searcher, variants) = AlgorithmCatalog.Searcher(spec.Child("searcher"), metric, mode, seed, numSamples);
         var stop = ReadStop(spec);
         var stopper = AlgorithmCatalog.Stoppers(spec, "stoppers", metric, mode);
         var resources = ReadResources(spec.Child("resources_per_trial"));
@@ -155,7 +155,7 @@ public sealed class SweepPlan
             Mode = mode,
             Scheduler = scheduler,
             Searcher = searcher,
-            SearchAlgorithm = algorithm,
+            Variants = variants,
             NumSamples = numSamples,
             MaxConcurrentTrials = maxConcurrent,
             ReuseTrainables = reuse,

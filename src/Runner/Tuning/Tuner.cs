@@ -32,6 +32,9 @@ public sealed record TuneConfig
     /// <summary>A complete search algorithm; overrides <see cref="Searcher"/>.</summary>
     public ISearchAlgorithm? SearchAlgorithm { get; init; }
 
+    /// <summary>Options of the basic variant generator, used when neither <see cref="Searcher"/> nor <see cref="SearchAlgorithm"/> is set.</summary>
+    public BasicVariantOptions? Variants { get; init; }
+
     /// <summary>Samples of the search space (times the grid, for the basic variant generator).</summary>
     public int NumSamples { get; init; } = 1;
 
@@ -211,7 +214,7 @@ public sealed class Tuner
         var search = _tune.SearchAlgorithm ?? (_tune.Searcher is { } searcher
             ? new SearchGenerator(searcher, _space, template, _tune.NumSamples,
                 new SearchGeneratorOptions { Metric = _tune.Metric, Mode = _tune.Mode })
-            : new BasicVariantGenerator(_space, template, _tune.NumSamples, new BasicVariantOptions { Seed = _tune.Seed }));
+            : new BasicVariantGenerator(_space, template, _tune.NumSamples, (_tune.Variants ?? new BasicVariantOptions()) with { Seed = _tune.Variants?.Seed ?? _tune.Seed }));
 
         var callbacks = new List<ITrialCallback>(_run.Callbacks);
         var fileLogger = _run.Loggers is { Csv: false, Json: false, TensorBoard: false } ? null : new TrialFileLogger(_run.Loggers, logger);

@@ -183,6 +183,7 @@ public sealed class TrialConfig : IReadOnlyDictionary<string, object?>, IEquatab
         {
             case null: writer.WriteNullValue(); break;
             case long l: writer.WriteNumberValue(l); break;
+            case double d when IsWholeDouble(d): writer.WriteRawValue(WholeDoubleText(d)); break;
             case double d when double.IsFinite(d): writer.WriteNumberValue(d); break;
             case double d: writer.WriteStringValue(d.ToString("R", CultureInfo.InvariantCulture)); break;
             case bool b: writer.WriteBooleanValue(b); break;
@@ -207,6 +208,7 @@ public sealed class TrialConfig : IReadOnlyDictionary<string, object?>, IEquatab
     {
         null => null,
         long l => JsonValue.Create(l),
+        double d when IsWholeDouble(d) => JsonNode.Parse(WholeDoubleText(d)),
         double d => double.IsFinite(d) ? JsonValue.Create(d) : JsonValue.Create(d.ToString("R", CultureInfo.InvariantCulture)),
         bool b => JsonValue.Create(b),
         string s => JsonValue.Create(s),
@@ -230,6 +232,11 @@ public sealed class TrialConfig : IReadOnlyDictionary<string, object?>, IEquatab
         },
         _ => null,
     };
+
+    /// <summary>A whole double is written as "3.0" so that it reads back as a double, not as the integer 3.</summary>
+    private static bool IsWholeDouble(double d) => double.IsFinite(d) && d == Math.Floor(d) && Math.Abs(d) < 1e15;
+
+    private static string WholeDoubleText(double d) => d.ToString("F1", CultureInfo.InvariantCulture);
 
     /// <summary>Brings a CLR value to the config's canonical types; names <paramref name="key"/> when it cannot.</summary>
     public static object? Normalise(object? value, string key) => value switch

@@ -151,3 +151,28 @@ public class CheckpointTests
         Assert.Equal(1, saved.Metadata["optimizer_state"]![0]!["step"]!.GetValue<long>());
     }
 }
+
+public class TrialConfigTests
+{
+    [Fact]
+    public void Values_keep_their_types_through_json()
+    {
+        var config = TrialConfig.From(("lr", 3.0), ("width", 64), ("name", "a"), ("flag", true), ("list", new object[] { 1, 2.0 }));
+        var back = TrialConfig.FromJson(config.ToJson());
+        Assert.Equal(config, back);
+        Assert.IsType<double>(back["lr"]);
+        Assert.IsType<long>(back["width"]);
+        Assert.Equal(config, TrialConfig.FromJsonNode(config.ToJsonObject()));
+    }
+
+    [Fact]
+    public void Typed_getters_convert_and_name_the_key_when_they_cannot()
+    {
+        var config = TrialConfig.From(("width", 64L), ("lr", "0.5"));
+        Assert.Equal(64, config.GetInt("width"));
+        Assert.Equal(0.5, config.GetDouble("lr"));
+        Assert.Equal(7, config.GetInt("depth", 7));
+        Assert.Contains("'depth'", Assert.Throws<KeyNotFoundException>(() => config.GetInt("depth")).Message);
+        Assert.Contains("'lr'", Assert.Throws<FormatException>(() => config.GetInt("lr")).Message);
+    }
+}
