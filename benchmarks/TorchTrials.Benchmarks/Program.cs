@@ -16,6 +16,8 @@ IBenchmark[] all =
     new StepOverheadBenchmark(),
     new CheckpointBenchmark(),
     new ConcurrencyBenchmark(),
+    new SearchOverheadBenchmark(),
+    new SearchQualityBenchmark(),
 };
 
 if (args.Contains("--list"))
