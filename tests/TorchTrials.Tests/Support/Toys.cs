@@ -1,4 +1,6 @@
+using System.Text.Json.Nodes;
 using TorchTrials.Trainables;
+using TorchTrials.Trainables.Checkpoints;
 
 namespace TorchTrials.Tests.Support;
 
@@ -10,5 +12,18 @@ public static class Toys
     {
         double q = config.GetDouble("q");
         for (long t = 1; ; t++) yield return new Metrics { { "score", q * (1 - Math.Exp(-t / 4.0)) } };
+    }
+
+    /// <summary>The same curve, checkpointing its step every iteration so it can be paused and resumed.</summary>
+    public static IEnumerable<Metrics> ResumableCurve(TrialConfig config, FunctionContext context)
+    {
+        double q = config.GetDouble("q");
+        long start = context.Checkpoint?.Metadata["t"]?.GetValue<long>() ?? 0;
+        for (long t = start + 1; ; t++)
+        {
+            var metrics = new Metrics { { "score", q * (1 - Math.Exp(-t / 4.0)) } };
+            metrics.Checkpoint = new TrainableState(metadata: new JsonObject { ["t"] = t });
+            yield return metrics;
+        }
     }
 }
