@@ -63,10 +63,16 @@ public sealed class FakeTrialControl : ITrialControl
         trial.Status = TrialStatus.Paused;
     }
 
+    /// <summary>Told about stops the way the controller tells it: OnTrialRemove for waiting trials, OnTrialComplete for running ones.</summary>
+    public ITrialScheduler? Scheduler { get; set; }
+
     public void StopTrial(Trial trial)
     {
         Log.Add($"stop {trial.Id}");
+        var previous = trial.Status;
         trial.Status = TrialStatus.Terminated;
+        if (previous is TrialStatus.Pending or TrialStatus.Paused) Scheduler?.OnTrialRemove(this, trial);
+        else if (previous == TrialStatus.Running) Scheduler?.OnTrialComplete(this, trial, trial.LastResult);
     }
 
     public void UnpauseTrial(Trial trial)
