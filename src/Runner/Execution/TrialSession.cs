@@ -64,11 +64,15 @@ internal sealed class TrialSession : IDisposable
 
     public void Restore(Checkpoint checkpoint) => Host!.Restore(checkpoint);
 
+    /// <summary>
+    /// The new config first, then the donor's state, as Ray restarts an exploited trial (reset_config, then restore): a
+    /// Reset may rebuild what the state is then loaded into, and a function trainable's Reset forgets its resume point.
+    /// </summary>
     public void Exploit(Checkpoint donor, TrialConfig config)
     {
-        Host!.Restore(donor);
-        if (!Host.ApplyConfig(config))
+        if (!Host!.ApplyConfig(config))
             throw new InvalidOperationException($"trainable of trial {Trial.Id} cannot take a new config in place (Reset returned false), so PBT cannot explore it");
+        Host.Restore(donor);
     }
 
     public bool Reset(TrialConfig config, TrainableContext context) => Host!.Reset(config, context);

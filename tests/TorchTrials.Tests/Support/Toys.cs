@@ -27,3 +27,25 @@ public static class Toys
         }
     }
 }
+
+/// <summary>
+/// A counter trainable: v starts at config "start" and grows by config "step" (default 1) each iteration, reported as
+/// "v" and checkpointed every iteration. A trial whose id is in <see cref="FailNext"/> throws on its next step (once).
+/// </summary>
+public sealed class CounterToy
+{
+    public HashSet<string> FailNext { get; } = new(StringComparer.Ordinal);
+
+    public IEnumerable<Metrics> Run(TrialConfig config, FunctionContext context)
+    {
+        double v = context.Checkpoint?.Metadata["v"]?.GetValue<double>() ?? config.GetDouble("start");
+        while (true)
+        {
+            if (FailNext.Remove(context.Trial.TrialId)) throw new InvalidOperationException($"injected failure of {context.Trial.TrialId}");
+            v += config.GetDouble("step", 1);
+            var metrics = new Metrics { { "v", v } };
+            metrics.Checkpoint = new TrainableState(metadata: new JsonObject { ["v"] = v });
+            yield return metrics;
+        }
+    }
+}
