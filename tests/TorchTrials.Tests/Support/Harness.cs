@@ -48,7 +48,8 @@ public sealed class Harness : IDisposable
         bool reuse = false,
         string? directory = null,
         bool sqlite = false,
-        TrainableRegistry? registry = null)
+        TrainableRegistry? registry = null,
+        long seed = 0)
     {
         if (directory is null)
         {
@@ -61,7 +62,7 @@ public sealed class Harness : IDisposable
         Executor = new InlineTrialExecutor(Allocator, Registry, new ExecutorOptions { ReuseTrainables = reuse, SpillDirectory = System.IO.Path.Combine(directory, "spill") });
         Store = sqlite ? SqliteExperimentStore.Open(directory) : new NullExperimentStore(directory);
         Controller = new TrialController(Executor, Registry, search, scheduler, stopper, callbacks: callbacks, store: Store,
-            options: new ControllerOptions { ExperimentDirectory = directory, FailFast = failFast, EventWait = TimeSpan.Zero });
+            options: new ControllerOptions { ExperimentDirectory = directory, FailFast = failFast, EventWait = TimeSpan.Zero, Seed = seed });
     }
 
     public string Directory { get; }
