@@ -65,7 +65,8 @@ public sealed record PbtOptions
 
 /// <summary>
 /// One exploit/explore step (a line of Ray's pbt_global.txt: target tag, clone tag, target iteration, clone iteration,
-/// old config, new config), plus the trial ids and the time it happened at.
+/// old config, new config), plus the trial ids, the recipient's time, and what explore did to each hyperparameter
+/// ("resample", "* 1.2", "shift left", "pb2", ...).
 /// </summary>
 public sealed record PbtPerturbation(
     string RecipientId,
@@ -76,4 +77,5 @@ public sealed record PbtPerturbation(
     long DonorIteration,
     TrialConfig DonorConfig,
     TrialConfig NewConfig,
-    double Time);
+    double Time,
+    IReadOnlyDictionary<string, string> Operations);

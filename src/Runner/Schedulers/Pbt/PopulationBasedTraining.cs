@@ -247,12 +247,12 @@ public class PopulationBasedTraining : TrialSchedulerBase
     {
         var state = _state[trial];
         var donorState = _state[donor];
-        var (newConfig, _) = GetNewConfig(trial, donor);
+        var (newConfig, operations) = GetNewConfig(trial, donor);
         var perturbation = new PbtPerturbation(
             trial.Id, donor.Id, state.OrigTag, donorState.OrigTag,
             state.LastResult?.TrainingIteration ?? trial.LastResult?.TrainingIteration ?? 0,
             donorState.LastResult?.TrainingIteration ?? 0,
-            donor.Config, newConfig, state.LastTrainTime);
+            donor.Config, newConfig, state.LastTrainTime, operations);
         _perturbations.Add(perturbation);
         if (Settings.LogConfig) WritePolicy(trial, donor, perturbation);
 

@@ -106,6 +106,7 @@ public class PopulationBasedTrainingTests
         Assert.Matches(@"^2_lr=0\.03@perturbed\[lr=[0-9.e-]+\]$", exploit.Tag);
         var p = Assert.Single(pbt.Perturbations);
         Assert.Equal(("c", "a", 2.0, 4L), (p.RecipientId, p.DonorId, p.Time, p.DonorIteration));
+        Assert.Contains(p.Operations["lr"], new[] { "* 1.2", "* 0.8", "resample" });
         // c took over a's clock: its next perturbation is due at 4 + 2, so at t=5 nothing happens.
         Assert.Equal(SchedulerDecision.Continue, Report(pbt, control, c, 5, 0));
         Assert.Single(control.Exploits);
