@@ -6,7 +6,7 @@ using TorchTrials.Trainables;
 
 namespace TorchTrials.Tests.Schedulers.Asha;
 
-public class AshaSchedulerTests
+public class AshaSchedulerTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private static AshaScheduler Asha(double maxT = 100, double grace = 1, double rf = 4, int brackets = 1, bool stopLast = true, MetricMode mode = MetricMode.Max, int seed = 1) =>
         new(new AshaOptions { Metric = "score", Mode = mode, MaxT = maxT, GracePeriod = grace, ReductionFactor = rf, Brackets = brackets, StopLastTrials = stopLast, Seed = seed });
@@ -156,13 +156,14 @@ public class AshaSchedulerTests
     {
         var registry = TrainableRegistry.CreateDefault().RegisterFunction("curve", Toys.SaturatingCurve);
         using var h = new Harness(cpus: 8, registry: registry, scheduler: Asha(maxT: 16, grace: 1, rf: 2));
-        // Quality 1..8; the better trials are added first so each rung's cutoff is set by good trials.
-        var trials = Enumerable.Range(1, 8).Reverse().Select(q => new Trial("curve", TrialConfig.From(("q", (double)q)), trialId: $"q{q}")).ToArray();
+        // Quality 1..8 in a mixed order, all running in lockstep: each trial is judged against those ahead of it in the order.
+        var trials = new[] { 3, 7, 1, 8, 5, 2, 6, 4 }.Select(q => new Trial("curve", TrialConfig.From(("q", (double)q)), trialId: $"q{q}")).ToArray();
         h.Add(trials);
 
         h.RunToEnd();
 
         var iterations = trials.ToDictionary(t => t.Id, t => t.LastResult!.TrainingIteration);
+        output.WriteLine(string.Join(", ", iterations.Select(kv => $"{kv.Key}: {kv.Value}")) + $"; total {iterations.Values.Sum()} of {8 * 16}");
         Assert.Equal(16, iterations["q8"]);
         Assert.All(trials, t => Assert.Equal(TrialStatus.Terminated, t.Status));
         Assert.True(iterations["q1"] <= 2, $"the worst trial ran {iterations["q1"]} iterations");
