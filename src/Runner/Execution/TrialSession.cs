@@ -64,7 +64,10 @@ internal sealed class TrialSession : IDisposable
 
     public void Restore(Checkpoint checkpoint) => Host!.Restore(checkpoint);
 
-    /// <summary>PBT's exploit and explore, in Ray's order: take the new config (Reset), then load the donor's state over it.</summary>
+    /// <summary>
+    /// The new config first, then the donor's state, as Ray restarts an exploited trial (reset_config, then restore): a
+    /// Reset may rebuild what the state is then loaded into, and a function trainable's Reset forgets its resume point.
+    /// </summary>
     public void Exploit(Checkpoint donor, TrialConfig config)
     {
         if (!Host!.ApplyConfig(config))

@@ -67,6 +67,9 @@ internal sealed class FunctionTrainable(TrainFunction function) : Trainable
         _resumeFrom = state.Clone();
         _latest?.Dispose();
         _latest = state.Clone();
+        // The restored state is now the latest checkpoint: a save before the next yield must say its iteration, not ours.
+        if (state.Metadata[TrainableHost.StateIterationKey] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<long>(out var iteration))
+            _latestIteration = iteration;
     }
 
     public override bool Reset(TrialConfig newConfig)

@@ -4,6 +4,7 @@ using TorchTrials.Runner.Callbacks;
 using TorchTrials.Runner.Execution;
 using TorchTrials.Runner.Schedulers;
 using TorchTrials.Runner.Search;
+using TorchTrials.Runner.Stoppers;
 using TorchTrials.Runner.Store;
 using TorchTrials.Trainables;
 
@@ -42,11 +43,13 @@ public sealed class Harness : IDisposable
         ITrialScheduler? scheduler = null,
         ISearchAlgorithm? search = null,
         IEnumerable<ITrialCallback>? callbacks = null,
+        IStopper? stopper = null,
         FailFastMode failFast = FailFastMode.Off,
         bool reuse = false,
         string? directory = null,
         bool sqlite = false,
-        TrainableRegistry? registry = null)
+        TrainableRegistry? registry = null,
+        long seed = 0)
     {
         if (directory is null)
         {
@@ -58,8 +61,8 @@ public sealed class Harness : IDisposable
         Allocator = new DeviceSlotAllocator(DeviceInventory.Simulated(cpus, gpus, 16, custom));
         Executor = new InlineTrialExecutor(Allocator, Registry, new ExecutorOptions { ReuseTrainables = reuse, SpillDirectory = System.IO.Path.Combine(directory, "spill") });
         Store = sqlite ? SqliteExperimentStore.Open(directory) : new NullExperimentStore(directory);
-        Controller = new TrialController(Executor, Registry, search, scheduler, callbacks: callbacks, store: Store,
-            options: new ControllerOptions { ExperimentDirectory = directory, FailFast = failFast, EventWait = TimeSpan.Zero });
+        Controller = new TrialController(Executor, Registry, search, scheduler, stopper, callbacks: callbacks, store: Store,
+            options: new ControllerOptions { ExperimentDirectory = directory, FailFast = failFast, EventWait = TimeSpan.Zero, Seed = seed });
     }
 
     public string Directory { get; }

@@ -1,0 +1,80 @@
+using TorchTrials.Trainables;
+
+namespace TorchTrials.Runner.Schedulers;
+
+/// <summary>Settings of <see cref="AshaScheduler"/>, with Ray's AsyncHyperBandScheduler defaults.</summary>
+public sealed record AshaOptions
+{
+    /// <summary>The result field measuring progress; it must increase monotonically.</summary>
+    public string TimeAttr { get; init; } = TrialResult.TrainingIterationKey;
+
+    /// <summary>The metric compared at each rung; the experiment's when null.</summary>
+    public string? Metric { get; init; }
+
+    public MetricMode? Mode { get; init; }
+
+    /// <summary>Trials stop once <see cref="TimeAttr"/> reaches this (when <see cref="StopLastTrials"/>).</summary>
+    public double MaxT { get; init; } = 100;
+
+    /// <summary>The first rung: trials younger than this are never stopped.</summary>
+    public double GracePeriod { get; init; } = 1;
+
+    /// <summary>Rungs are GracePeriod * ReductionFactor^k; the top 1/ReductionFactor of a rung go on.</summary>
+    public double ReductionFactor { get; init; } = 4;
+
+    /// <summary>Number of brackets (early-stopping rates s = 0 .. Brackets-1).</summary>
+    public int Brackets { get; init; } = 1;
+
+    /// <summary>Stop trials when they reach <see cref="MaxT"/>.</summary>
+    public bool StopLastTrials { get; init; } = true;
+
+    /// <summary>Seed of the bracket draw; null draws a random seed.</summary>
+    public int? Seed { get; init; }
+
+    internal AshaOptions Validate()
+    {
+        OptionChecks.NotEmpty(TimeAttr, "time_attr", nameof(TimeAttr));
+        OptionChecks.Positive(MaxT, "max_t", nameof(MaxT));
+        OptionChecks.Positive(GracePeriod, "grace_period", nameof(GracePeriod));
+        if (GracePeriod > MaxT) throw new ArgumentException($"grace_period must be at most max_t ({OptionChecks.Fmt(MaxT)}), got {OptionChecks.Fmt(GracePeriod)}", nameof(GracePeriod));
+        OptionChecks.GreaterThan(ReductionFactor, 1, "reduction_factor", nameof(ReductionFactor));
+        OptionChecks.AtLeast(Brackets, 1, "brackets", nameof(Brackets));
+        return this;
+    }
+}
+
+/// <summary>Settings of <see cref="AshaPromotionScheduler"/> (the paper's r, R, eta and s).</summary>
+public sealed record AshaPromotionOptions
+{
+    public string TimeAttr { get; init; } = TrialResult.TrainingIterationKey;
+
+    public string? Metric { get; init; }
+
+    public MetricMode? Mode { get; init; }
+
+    /// <summary>R, the maximum resource: trials promoted into the top rung train until <see cref="TimeAttr"/> reaches it.</summary>
+    public double MaxT { get; init; } = 100;
+
+    /// <summary>r, the minimum resource: the bottom rung.</summary>
+    public double GracePeriod { get; init; } = 1;
+
+    /// <summary>eta: rung k sits at r * eta^(s + k) and its top 1/eta are promoted.</summary>
+    public double ReductionFactor { get; init; } = 4;
+
+    /// <summary>s, the minimum early-stopping rate.</summary>
+    public int MinEarlyStoppingRate { get; init; }
+
+    internal AshaPromotionOptions Validate()
+    {
+        OptionChecks.NotEmpty(TimeAttr, "time_attr", nameof(TimeAttr));
+        OptionChecks.Positive(MaxT, "max_t", nameof(MaxT));
+        OptionChecks.Positive(GracePeriod, "grace_period", nameof(GracePeriod));
+        if (GracePeriod > MaxT) throw new ArgumentException($"grace_period must be at most max_t ({OptionChecks.Fmt(MaxT)}), got {OptionChecks.Fmt(GracePeriod)}", nameof(GracePeriod));
+        OptionChecks.GreaterThan(ReductionFactor, 1, "reduction_factor", nameof(ReductionFactor));
+        OptionChecks.AtLeast(MinEarlyStoppingRate, 0, "min_early_stopping_rate", nameof(MinEarlyStoppingRate));
+        if (AshaPromotionScheduler.TopRung(this) < 0)
+            throw new ArgumentException(
+                $"min_early_stopping_rate {MinEarlyStoppingRate} leaves no rung between grace_period {OptionChecks.Fmt(GracePeriod)} and max_t {OptionChecks.Fmt(MaxT)}", nameof(MinEarlyStoppingRate));
+        return this;
+    }
+}

@@ -1,0 +1,29 @@
+using TorchTrials.Trainables;
+
+namespace TorchTrials.Runner.Schedulers;
+
+/// <summary>Settings of <see cref="HyperBandScheduler"/>, with Ray's defaults (max_t 81, eta 3).</summary>
+public sealed record HyperBandOptions
+{
+    public string TimeAttr { get; init; } = TrialResult.TrainingIterationKey;
+
+    public string? Metric { get; init; }
+
+    public MetricMode? Mode { get; init; }
+
+    /// <summary>R: the most <see cref="TimeAttr"/> any trial gets; trials stop there (with <see cref="StopLastTrials"/>).</summary>
+    public double MaxT { get; init; } = 81;
+
+    /// <summary>eta: each halving keeps ceil(n / eta) trials and multiplies the milestone by eta.</summary>
+    public double ReductionFactor { get; init; } = 3;
+
+    public bool StopLastTrials { get; init; } = true;
+
+    internal HyperBandOptions Validate()
+    {
+        OptionChecks.NotEmpty(TimeAttr, "time_attr", nameof(TimeAttr));
+        OptionChecks.Positive(MaxT, "max_t", nameof(MaxT));
+        OptionChecks.GreaterThan(ReductionFactor, 1, "reduction_factor", nameof(ReductionFactor));
+        return this;
+    }
+}
