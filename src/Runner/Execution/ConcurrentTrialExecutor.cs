@@ -174,10 +174,10 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
         PostOp(live, session => Train(live, session, Math.Max(1, steps)));
     }
 
-    public MemoryCheckpoint SaveToMemory(Trial trial)
+    public MemoryCheckpoint SaveToMemory(Trial trial, TrialResult? result = null)
     {
         var live = LiveOf(trial);
-        var checkpoint = CheckpointStore.Add(MemoryCheckpoint.Pending(trial.LastResult));
+        var checkpoint = CheckpointStore.Add(MemoryCheckpoint.Pending(result ?? trial.LastResult));
         PostOp(live, session => session.SaveToMemory(checkpoint), onFailure: e => checkpoint.Fail(e));
         return checkpoint;
     }

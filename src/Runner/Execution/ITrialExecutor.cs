@@ -51,8 +51,11 @@ public interface ITrialExecutor : IDisposable
     /// <summary>Lets a running trial train up to <paramref name="steps"/> more iterations (ignored while it still has steps granted).</summary>
     void ContinueTraining(Trial trial, int steps = 1);
 
-    /// <summary>Saves the trial's state to a memory checkpoint (in the store), completed on the trial's thread.</summary>
-    MemoryCheckpoint SaveToMemory(Trial trial);
+    /// <summary>
+    /// Saves the trial's state to a memory checkpoint (in the store), completed on the trial's thread, stamped with
+    /// <paramref name="result"/> (the trial's last result when null).
+    /// </summary>
+    MemoryCheckpoint SaveToMemory(Trial trial, TrialResult? result = null);
 
     /// <summary>Saves the trial to files in <paramref name="directory"/>; completes with a <see cref="SaveEvent"/>.</summary>
     void SaveToDisk(Trial trial, string directory);

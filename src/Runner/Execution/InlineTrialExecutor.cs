@@ -118,10 +118,10 @@ public sealed class InlineTrialExecutor : ITrialExecutor
         Enqueue(new Operation(session, OperationKind.Train));
     }
 
-    public MemoryCheckpoint SaveToMemory(Trial trial)
+    public MemoryCheckpoint SaveToMemory(Trial trial, TrialResult? result = null)
     {
         var session = SessionOf(trial);
-        var checkpoint = CheckpointStore.Add(MemoryCheckpoint.Pending(trial.LastResult));
+        var checkpoint = CheckpointStore.Add(MemoryCheckpoint.Pending(result ?? trial.LastResult));
         session.SaveToMemory(checkpoint);
         return checkpoint;
     }

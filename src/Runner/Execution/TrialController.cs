@@ -108,6 +108,9 @@ public sealed class TrialController : ITrialControl, IDisposable
     private readonly Dictionary<Trial, SchedulerDecision> _cachedDecisions = new();
     private readonly Queue<(Trial Trial, Exception Error)> _lostTrials = new();
     private readonly TrainableRegistry _registry;
+    private (Trial? Trial, TrialResult? Result) _routing;
+    private TrialResult? _exploitedResult;
+    private readonly Dictionary<Trial, long> _rollbackAfterResult = new();
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private int _unfinished;
     private int _running;
@@ -398,9 +401,10 @@ public sealed class TrialController : ITrialControl, IDisposable
         SetStatus(trial, TrialStatus.Pending, "unpaused");
     }
 
+    /// <summary>A save made while the trial's result is being routed (PBT's donor save) is stamped with that result.</summary>
     public MemoryCheckpoint SaveToMemory(Trial trial)
     {
-        var checkpoint = _executor.SaveToMemory(trial);
+        var checkpoint = _executor.SaveToMemory(trial, _routing.Trial == trial ? _routing.Result : null);
         trial.Checkpoints.OnCheckpoint(checkpoint);
         return checkpoint;
     }
@@ -430,10 +434,22 @@ public sealed class TrialController : ITrialControl, IDisposable
         recipient.ExperimentTag = newTag;
         // The exploited state is now the trial's newest: its own older checkpoints must never win over it.
         recipient.Checkpoints.Clear();
-        recipient.Checkpoints.OnCheckpoint(_executor.SaveToMemory(recipient));
-        if (donorCheckpoint.Result is { } donorResult)
-            recipient.LastResult = donorResult with { TrialId = recipient.Id, ExperimentTag = newTag };
-        _store.ResultsRolledBack(recipient, recipient.LastResult?.TrainingIteration ?? 0);
+        var exploited = donorCheckpoint.Result is { } donorResult
+            ? donorResult with { TrialId = recipient.Id, ExperimentTag = newTag }
+            : null;
+        recipient.Checkpoints.OnCheckpoint(_executor.SaveToMemory(recipient, exploited));
+        long rollbackTo = exploited?.TrainingIteration ?? 0;
+        if (_routing.Trial == recipient)
+        {
+            // The result being routed is stored first; the history then restarts from the donor's iteration.
+            _rollbackAfterResult[recipient] = rollbackTo;
+            _exploitedResult = exploited;
+        }
+        else
+        {
+            if (exploited is not null) recipient.LastResult = exploited;
+            _store.ResultsRolledBack(recipient, rollbackTo);
+        }
         _store.TrialChanged(recipient, reason: "exploited");
     }
 
@@ -629,12 +645,17 @@ public sealed class TrialController : ITrialControl, IDisposable
             {
                 try
                 {
+                    _routing = (trial, result);
                     decision = _scheduler.OnTrialResult(this, trial, result);
                 }
                 catch (KeyNotFoundException e)
                 {
                     ProcessTrialFailure(trial, e, deviceLost: false);
                     return null;
+                }
+                finally
+                {
+                    _routing = default;
                 }
                 if (decision != SchedulerDecision.Continue) decidedBy = _scheduler.GetType().Name;
                 if (decision == SchedulerDecision.Stop)
@@ -651,6 +672,12 @@ public sealed class TrialController : ITrialControl, IDisposable
             if (trial.Status == TrialStatus.Running || trial.LastResult is null || result.TrainingIteration >= trial.LastResult.TrainingIteration)
                 trial.RecordResult(result);
             _store.ResultReported(trial, result);
+            if (_rollbackAfterResult.Remove(trial, out var rollbackTo))
+            {
+                _store.ResultsRolledBack(trial, rollbackTo);
+                if (_exploitedResult is { } exploited) trial.LastResult = exploited;
+                _exploitedResult = null;
+            }
             // Decisions of schedulers and stoppers are kept; a trial reaching its own stopping criteria is not a decision.
             if (decidedBy is not null)
                 _store.DecisionMade(trial, result.TrainingIteration, decision.ToString().ToUpperInvariant(), decidedBy);

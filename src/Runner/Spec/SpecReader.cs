@@ -108,6 +108,9 @@ public sealed class SpecReader
 
     public List<SpecError> Errors { get; }
 
+    /// <summary>Line numbers by key path, shared by every reader of the spec.</summary>
+    public IReadOnlyDictionary<string, int> Lines => _lines;
+
     public JsonObject Object => _object;
 
     public string Path => _path;

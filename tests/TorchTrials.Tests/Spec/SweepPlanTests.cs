@@ -1,0 +1,71 @@
+using TorchTrials.Runner.Schedulers;
+using TorchTrials.Runner.Search;
+using TorchTrials.Runner.Spec;
+using TorchTrials.Runner.Stoppers;
+
+namespace TorchTrials.Tests.Spec;
+
+public class SweepPlanTests
+{
+    private const string Head = "trainable: __fake\nmetric: episode_reward_mean\nmode: max\n";
+
+    [Theory]
+    [InlineData("scheduler: {type: fifo}", typeof(FifoScheduler))]
+    [InlineData("scheduler: {type: asha, max_t: 30, grace_period: 2, reduction_factor: 3}", typeof(AshaScheduler))]
+    [InlineData("scheduler: {type: asha_promotion, max_t: 27, reduction_factor: 3}", typeof(AshaPromotionScheduler))]
+    [InlineData("scheduler: {type: hyperband, max_t: 27}", typeof(HyperBandScheduler))]
+    [InlineData("scheduler: {type: median_stopping, grace_period: 5, time_attr: training_iteration}", typeof(MedianStoppingRule))]
+    [InlineData("scheduler: {type: pbt, time_attr: training_iteration, perturbation_interval: 4, hyperparam_mutations: {lr: {loguniform: [0.0001, 0.1]}, width: [32, 64]}}", typeof(PopulationBasedTraining))]
+    [InlineData("scheduler: {type: pb2, time_attr: training_iteration, perturbation_interval: 4, hyperparam_bounds: {lr: [0.0001, 0.1]}}", typeof(Pb2))]
+    [InlineData("scheduler: {type: resource_changing, base: {type: asha}, increase_by: {cpu: 1}}", typeof(TorchTrials.Runner.Schedulers.ResourceChangingScheduler))]
+    public void Every_scheduler_is_selectable_from_the_spec(string line, Type expected)
+    {
+        var plan = SweepPlan.Parse(Head + line + "\n", "test.yaml");
+        Assert.IsType(expected, plan.Tune.Scheduler);
+    }
+
+    [Theory]
+    [InlineData("searcher: {type: tpe, n_startup_trials: 5}", typeof(TpeSearcher))]
+    [InlineData("searcher: {type: random, seed: 3}", typeof(RandomSearcher))]
+    [InlineData("searcher: {type: tpe, max_concurrent: 2}", typeof(ConcurrencyLimiter))]
+    [InlineData("searcher: {type: random, repeat: 3}", typeof(Repeater))]
+    public void Every_searcher_is_selectable_from_the_spec(string line, Type expected)
+    {
+        var plan = SweepPlan.Parse(Head + line + "\n", "test.yaml");
+        Assert.IsType(expected, plan.Tune.Searcher);
+    }
+
+    [Fact]
+    public void The_basic_generator_takes_its_options_from_the_spec()
+    {
+        var plan = SweepPlan.Parse(Head + "searcher: {type: basic, max_concurrent: 3, constant_grid_search: true}\nseed: 9\n", "test.yaml");
+        Assert.Null(plan.Tune.Searcher);
+        Assert.Equal(3, plan.Tune.Variants!.MaxConcurrent);
+        Assert.True(plan.Tune.Variants.ConstantGridSearch);
+        Assert.Equal(9, plan.Tune.Variants.Seed);
+    }
+
+    [Fact]
+    public void Stoppers_combine_from_a_list()
+    {
+        var plan = SweepPlan.Parse(Head + "stoppers:\n  - {type: maximum_iteration, max_iter: 5}\n  - {type: trial_plateau, metric: episode_reward_mean}\n  - {type: timeout, seconds: 60}\n", "test.yaml");
+        Assert.IsType<CombinedStopper>(plan.Run.Stopper);
+        Assert.IsType<MaximumIterationStopper>(SweepPlan.Parse(Head + "stoppers: [{type: maximum_iteration, max_iter: 5}]\n", "t.yaml").Run.Stopper);
+    }
+
+    [Theory]
+    [InlineData("scheduler: {type: asha, grace_period: 0}", "scheduler.grace_period", "grace_period")]
+    [InlineData("scheduler: {type: asha, reduction_factor: 1}", "scheduler.reduction_factor", "reduction_factor")]
+    [InlineData("scheduler: {type: pbt, quantile_fraction: 0.9, hyperparam_mutations: {lr: [0.1, 0.01]}}", "scheduler.quantile_fraction", "quantile_fraction")]
+    [InlineData("scheduler: {type: pb2}", "scheduler.", "hyperparam_bounds")]
+    [InlineData("scheduler: {type: pbt, hyperparam_mutations: {lr: {gaussian: [0, 1]}}}", "scheduler.hyperparam_mutations.lr", "must be a list of values")]
+    [InlineData("scheduler: {type: hyperband, max_tt: 3}", "scheduler.max_tt", "did you mean 'max_t'")]
+    [InlineData("searcher: {type: tpe, n_ei_candidates: 0}", "searcher.n_ei_candidates", "at least 1")]
+    [InlineData("stoppers: [{type: maximum_iteration}]", "stoppers[0].max_iter", "is required")]
+    [InlineData("stoppers: [{type: plateau}]", "stoppers[0].type", "must be one of")]
+    public void Bad_algorithm_options_are_reported_with_their_key(string line, string path, string message)
+    {
+        var error = Assert.Throws<SpecValidationException>(() => SweepPlan.Parse(Head + line + "\n", "test.yaml"));
+        Assert.Contains(error.Errors, e => e.Path.StartsWith(path, StringComparison.Ordinal) && e.Message.Contains(message, StringComparison.Ordinal));
+    }
+}
