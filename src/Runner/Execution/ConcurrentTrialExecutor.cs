@@ -330,7 +330,12 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
         var session = live.Session;
         Stage(live.Worker, () =>
         {
-            if (live.Broken) return;
+            if (live.Broken)
+            {
+                // Nothing may wait forever on an operation that will not run (a pending checkpoint, say).
+                onFailure?.Invoke(new InvalidOperationException($"trial {session.Trial.Id} skipped an operation after an earlier failure"));
+                return;
+            }
             int incarnation = session.Incarnation;
             var trial = session.Trial;
             try

@@ -575,7 +575,13 @@ public sealed class TrialController : ITrialControl, IDisposable
     {
         var trial = ev.Trial;
         if (trial.Status != TrialStatus.Running || ev.Incarnation != _executor.IncarnationOf(trial))
+        {
+            if (ev is FailureEvent stale)
+            {
+                _logger.LogWarning(stale.Error, "Trial {TrialId} failed after it stopped running ({Status})", trial.Id, trial.Status);
+            }
             return;
+        }
         switch (ev)
         {
             case ResultEvent r:

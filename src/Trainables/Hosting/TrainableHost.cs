@@ -196,7 +196,8 @@ public sealed class TrainableHost : IDisposable
     {
         if (checkpoint is MemoryCheckpoint memory)
         {
-            memory.WithState(Context.Device, Restore, Context.Cancellation);
+            // Not cancellable: the trial's token interrupts training steps, while this wait is for a save already queued on the producer's thread.
+            memory.WithState(Context.Device, Restore);
             return;
         }
         using var state = checkpoint.LoadState(Context.Device);
