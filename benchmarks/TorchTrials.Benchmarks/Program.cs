@@ -18,6 +18,7 @@ IBenchmark[] all =
     new ConcurrencyBenchmark(),
     new SearchOverheadBenchmark(),
     new SearchQualityBenchmark(),
+    new EarlyStoppingBenchmark(),
 };
 
 if (args.Contains("--list"))

@@ -78,9 +78,8 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
         Post(() => Write(trial, result, config));
     }
 
-    public void OnStepEnd(int iteration, IReadOnlyList<Trial> trials)
-    {
-    }
+    /// <summary>Hands this step's work to the logger thread: one wake-up per step, not one per result.</summary>
+    public void OnStepEnd(int iteration, IReadOnlyList<Trial> trials) => Signal();
 
     public void OnTrialStatusChanged(Trial trial, TrialStatus previous, string reason)
     {
@@ -98,6 +97,7 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
             FlushFiles();
             done.Set();
         });
+        Signal();
         done.Wait();
         done.Dispose();
     }
@@ -120,7 +120,14 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
             if (_stopping) return;
             _work.Enqueue(action);
             _pending++;
-            if (_work.Count == 1) Monitor.Pulse(_work);
+        }
+    }
+
+    private void Signal()
+    {
+        lock (_work)
+        {
+            if (_work.Count > 0) Monitor.Pulse(_work);
         }
     }
 

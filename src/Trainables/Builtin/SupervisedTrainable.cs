@@ -20,6 +20,7 @@ public abstract class SupervisedTrainable : Trainable
     private Tensor? _validX;
     private Tensor? _validY;
     private Random _shuffle = new(0);
+    private IReadOnlyList<KeyValuePair<string, Tensor>> _modelTensors = Array.Empty<KeyValuePair<string, Tensor>>();
 
     protected nn.Module<Tensor, Tensor>? Model { get; private set; }
 
@@ -56,6 +57,7 @@ public abstract class SupervisedTrainable : Trainable
         InitialiseWeights(model, Context.Seed);
         model.to(Context.Device);
         Model = model;
+        _modelTensors = TrainableState.ModelTensors(model);
         Optimizer = CreateOptimizer(model.parameters(), config);
         _shuffle = new Random(unchecked((int)Context.Seed));
     }
@@ -105,7 +107,7 @@ public abstract class SupervisedTrainable : Trainable
     /// <summary>The live tensors a checkpoint covers (parameters, buffers, optimizer state), for measurements against hand-written copies.</summary>
     public IEnumerable<Tensor> LiveTensors()
     {
-        foreach (var (_, t) in Model!.state_dict()) yield return t;
+        foreach (var (_, t) in _modelTensors) yield return t;
         if (Optimizer is TorchSharp.Modules.OptimizerHelper helper)
             foreach (var state in helper.state_dict().State)
                 foreach (var field in state.GetType().GetFields())
@@ -113,9 +115,9 @@ public abstract class SupervisedTrainable : Trainable
     }
 
     public override TrainableState Save() =>
-        TrainableState.Capture(Model, Optimizer, new JsonObject { ["trainable"] = GetType().Name });
+        TrainableState.Capture(_modelTensors, Optimizer, new JsonObject { ["trainable"] = GetType().Name });
 
-    public override void Restore(TrainableState state) => state.RestoreInto(Model, Optimizer);
+    public override void Restore(TrainableState state) => state.RestoreInto(_modelTensors, Optimizer);
 
     /// <summary>
     /// Takes a new config: a fresh model and optimizer with the new hyperparameters (the state a restore may then

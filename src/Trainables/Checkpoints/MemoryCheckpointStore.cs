@@ -84,10 +84,18 @@ public sealed class MemoryCheckpointStore
         }
     }
 
+    private long _readyBytes;
+
     private void Enforce()
     {
         lock (_gate)
         {
+            // The common case: everything fits. Only walk the checkpoints when a budget may be exceeded.
+            long total = 0;
+            foreach (var c in _live.Values)
+                if (c.IsReady && c.Location != MemoryLocation.Disk) total += c.ByteSize;
+            _readyBytes = total;
+            if (total <= Math.Min(DeviceBudgetBytes, HostBudgetBytes)) return;
             var ready = _live.Values.Where(c => c.IsReady).ToList();
             foreach (var group in ready.Where(c => Where(c) == Place.Accelerator).GroupBy(c => c.HomeDevice!.ToString()))
             {

@@ -39,49 +39,67 @@ public sealed class TrainableState : IDisposable
 
     public bool TryGetTensor(string name, out Tensor tensor)
     {
-        foreach (var (key, value) in _tensors)
+        if (_tensors.Count <= 8)
         {
-            if (key != name) continue;
-            tensor = value;
-            return true;
+            foreach (var (key, value) in _tensors)
+            {
+                if (key != name) continue;
+                tensor = value;
+                return true;
+            }
+            tensor = null!;
+            return false;
         }
-        tensor = null!;
-        return false;
+        _byName ??= _tensors.ToDictionary(t => t.Key, t => t.Value, StringComparer.Ordinal);
+        return _byName.TryGetValue(name, out tensor!);
     }
+
+    private Dictionary<string, Tensor>? _byName;
 
     /// <summary>
     /// Clones the parameters and buffers of <paramref name="model"/> ("model.NAME") and the per-parameter state
     /// of <paramref name="optimizer"/> ("optimizer.I.FIELD", scalars into metadata) on their own device.
     /// </summary>
-    public static TrainableState Capture(nn.Module? model, optim.Optimizer? optimizer, JsonObject? metadata = null)
+    public static TrainableState Capture(nn.Module? model, optim.Optimizer? optimizer, JsonObject? metadata = null) =>
+        Capture(model is null ? Array.Empty<KeyValuePair<string, Tensor>>() : ModelTensors(model), optimizer, metadata);
+
+    /// <summary>
+    /// As <see cref="Capture(nn.Module?, optim.Optimizer?, JsonObject?)"/>, from a model's tensors the trainable listed once
+    /// (its <see cref="ModelTensors"/>): saves and restores then skip walking the module tree.
+    /// </summary>
+    public static TrainableState Capture(IReadOnlyList<KeyValuePair<string, Tensor>> modelTensors, optim.Optimizer? optimizer, JsonObject? metadata = null)
     {
-        var tensors = new List<KeyValuePair<string, Tensor>>();
+        var tensors = new List<KeyValuePair<string, Tensor>>(modelTensors.Count * 3);
         metadata ??= new JsonObject();
         using (no_grad())
         {
-            if (model is not null)
-                foreach (var (name, tensor) in model.state_dict())
-                    tensors.Add(new("model." + name, tensor.detach().clone().DetachFromDisposeScope()));
+            foreach (var (name, tensor) in modelTensors)
+                tensors.Add(new(name, tensor.clone().DetachFromDisposeScope()));
             if (optimizer is not null)
                 OptimizerStateCapture.Capture(optimizer, tensors, metadata);
         }
         return new TrainableState(tensors, metadata);
     }
 
+    /// <summary>A model's parameters and buffers named as checkpoints name them ("model.NAME").</summary>
+    public static IReadOnlyList<KeyValuePair<string, Tensor>> ModelTensors(nn.Module model) =>
+        model.state_dict().Select(kv => new KeyValuePair<string, Tensor>("model." + kv.Key, kv.Value)).ToList();
+
     /// <summary>Copies this snapshot into live <paramref name="model"/> and <paramref name="optimizer"/> in place (no new allocations on their device).</summary>
-    public void RestoreInto(nn.Module? model, optim.Optimizer? optimizer)
+    public void RestoreInto(nn.Module? model, optim.Optimizer? optimizer) =>
+        RestoreInto(model is null ? Array.Empty<KeyValuePair<string, Tensor>>() : ModelTensors(model), optimizer);
+
+    /// <summary>As <see cref="RestoreInto(nn.Module?, optim.Optimizer?)"/>, into a model's tensors listed once by the trainable.</summary>
+    public void RestoreInto(IReadOnlyList<KeyValuePair<string, Tensor>> modelTensors, optim.Optimizer? optimizer)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         using (no_grad())
         {
-            if (model is not null)
+            foreach (var (name, live) in modelTensors)
             {
-                foreach (var (name, live) in model.state_dict())
-                {
-                    if (!TryGetTensor("model." + name, out var saved))
-                        throw new InvalidOperationException($"checkpoint has no tensor for model.{name}");
-                    live.copy_(saved, true);
-                }
+                if (!TryGetTensor(name, out var saved))
+                    throw new InvalidOperationException($"checkpoint has no tensor for {name}");
+                live.copy_(saved, true);
             }
             if (optimizer is not null)
                 OptimizerStateCapture.Restore(optimizer, this);
@@ -124,34 +142,34 @@ public sealed class TrainableState : IDisposable
 /// </summary>
 internal static class OptimizerStateCapture
 {
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<Type, FieldInfo[]> Fields = new();
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<Type, StateField[]> Fields = new();
 
     public static void Capture(optim.Optimizer optimizer, List<KeyValuePair<string, Tensor>> tensors, JsonObject metadata)
     {
         if (optimizer is not OptimizerHelper helper)
             throw new NotSupportedException($"optimizer {optimizer.GetType().Name} keeps its state in native code and cannot be checkpointed");
-        var states = new JsonArray();
+        // Scalars of every parameter's state in one flat object ("I.FIELD": value): one allocation per save, not one per parameter.
+        var scalars = new JsonObject();
         var dict = helper.state_dict();
         for (int i = 0; i < dict.State.Count; i++)
         {
             var state = dict.State[i];
-            var scalars = new JsonObject();
             foreach (var field in FieldsOf(state.GetType()))
             {
                 var value = field.GetValue(state);
                 switch (value)
                 {
                     case Tensor t:
-                        tensors.Add(new($"optimizer.{i}.{field.Name}", t.detach().clone().DetachFromDisposeScope()));
+                        tensors.Add(new(OptimizerTensorName(i, field.Name), t.clone().DetachFromDisposeScope()));
                         break;
-                    case long l: scalars[field.Name] = l; break;
-                    case int n: scalars[field.Name] = n; break;
-                    case double d: scalars[field.Name] = d; break;
+                    case long l: scalars[OptimizerTensorName(i, field.Name)] = l; break;
+                    case int n: scalars[OptimizerTensorName(i, field.Name)] = n; break;
+                    case double d: scalars[OptimizerTensorName(i, field.Name)] = d; break;
                 }
             }
-            states.Add(scalars);
         }
-        metadata["optimizer_state"] = states;
+        metadata["optimizer_state"] = scalars;
+        metadata["optimizer_parameters"] = dict.State.Count;
         metadata["optimizer_lr"] = new JsonArray(dict.Options.Select(o => (JsonNode?)JsonValue.Create(o.LearningRate ?? double.NaN)).ToArray());
     }
 
@@ -159,35 +177,34 @@ internal static class OptimizerStateCapture
     {
         if (optimizer is not OptimizerHelper helper)
             throw new NotSupportedException($"optimizer {optimizer.GetType().Name} keeps its state in native code and cannot be restored");
-        var scalarsList = source.Metadata["optimizer_state"] as JsonArray
+        var scalars = source.Metadata["optimizer_state"] as JsonObject
             ?? throw new InvalidOperationException("checkpoint has no optimizer state");
         var dict = helper.state_dict();
-        if (scalarsList.Count != dict.State.Count)
-            throw new InvalidOperationException($"checkpoint has optimizer state for {scalarsList.Count} parameters, the optimizer has {dict.State.Count}");
+        int saved = source.Metadata["optimizer_parameters"]?.GetValue<int>() ?? -1;
+        if (saved != dict.State.Count)
+            throw new InvalidOperationException($"checkpoint has optimizer state for {saved} parameters, the optimizer has {dict.State.Count}");
         for (int i = 0; i < dict.State.Count; i++)
         {
             var state = dict.State[i];
-            var scalars = scalarsList[i] as JsonObject ?? new JsonObject();
             foreach (var field in FieldsOf(state.GetType()))
             {
+                var name = OptimizerTensorName(i, field.Name);
                 if (field.FieldType == typeof(Tensor))
                 {
                     var live = (Tensor?)field.GetValue(state);
-                    bool saved = source.TryGetTensor($"optimizer.{i}.{field.Name}", out var value);
-                    if (saved && live is not null && live.shape.SequenceEqual(value.shape))
+                    bool present = source.TryGetTensor(name, out var value);
+                    // Same optimizer, same parameters: the tensors match, so this is a plain in-place copy (no shape query per tensor).
+                    if (present && live is not null)
                         live.copy_(value, true);
-                    else if (saved)
-                    {
-                        live?.Dispose();
+                    else if (present)
                         field.SetValue(state, value.clone().DetachFromDisposeScope());
-                    }
                     else if (live is not null)
                     {
                         live.Dispose();
                         field.SetValue(state, null);
                     }
                 }
-                else if (scalars[field.Name] is JsonValue v)
+                else if (scalars[name] is JsonValue v)
                 {
                     if (field.FieldType == typeof(long)) field.SetValue(state, v.GetValue<long>());
                     else if (field.FieldType == typeof(int)) field.SetValue(state, v.GetValue<int>());
@@ -197,9 +214,41 @@ internal static class OptimizerStateCapture
         }
     }
 
-    private static FieldInfo[] FieldsOf(Type type) => Fields.GetOrAdd(type, t =>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(int, string), string> Names = new();
+
+    /// <summary>"optimizer.I.FIELD", cached: checkpoints of one optimizer repeat the same names every save.</summary>
+    private static string OptimizerTensorName(int index, string field) => Names.GetOrAdd((index, field), k => $"optimizer.{k.Item1}.{k.Item2}");
+
+    private static StateField[] FieldsOf(Type type) => Fields.GetOrAdd(type, t =>
         t.GetFields(BindingFlags.Public | BindingFlags.Instance)
             .Where(f => f.FieldType == typeof(Tensor) || f.FieldType == typeof(long) || f.FieldType == typeof(int) || f.FieldType == typeof(double))
             .OrderBy(f => f.Name, StringComparer.Ordinal)
+            .Select(f => new StateField(f))
             .ToArray());
+
+    /// <summary>A field of an optimizer's per-parameter state, with compiled accessors (this runs on every checkpoint).</summary>
+    private sealed class StateField
+    {
+        public StateField(FieldInfo field)
+        {
+            Name = field.Name;
+            FieldType = field.FieldType;
+            var target = System.Linq.Expressions.Expression.Parameter(typeof(object));
+            var value = System.Linq.Expressions.Expression.Parameter(typeof(object));
+            var typed = System.Linq.Expressions.Expression.Convert(target, field.DeclaringType!);
+            var access = System.Linq.Expressions.Expression.Field(typed, field);
+            GetValue = System.Linq.Expressions.Expression.Lambda<Func<object, object?>>(
+                System.Linq.Expressions.Expression.Convert(access, typeof(object)), target).Compile();
+            SetValue = System.Linq.Expressions.Expression.Lambda<Action<object, object?>>(
+                System.Linq.Expressions.Expression.Assign(access, System.Linq.Expressions.Expression.Convert(value, field.FieldType)), target, value).Compile();
+        }
+
+        public string Name { get; }
+
+        public Type FieldType { get; }
+
+        public Func<object, object?> GetValue { get; }
+
+        public Action<object, object?> SetValue { get; }
+    }
 }

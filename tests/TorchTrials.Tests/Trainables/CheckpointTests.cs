@@ -148,7 +148,7 @@ public class CheckpointTests
         Assert.Same(liveWeight, model.weight);
         Assert.Equal(weightBefore, model.weight.data<float>().ToArray());
         Assert.Contains(saved.Tensors, t => t.Key.StartsWith("optimizer.0.exp_avg", StringComparison.Ordinal));
-        Assert.Equal(1, saved.Metadata["optimizer_state"]![0]!["step"]!.GetValue<long>());
+        Assert.Equal(1, saved.Metadata["optimizer_state"]!["optimizer.0.step"]!.GetValue<long>());
     }
 }
 
