@@ -59,6 +59,8 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
     }
 
     private readonly Queue<Action> _work = new();
+    private readonly System.Buffers.ArrayBufferWriter<byte> _jsonBuffer = new(1024);
+    private readonly Utf8JsonWriter _jsonWriter = new(new System.Buffers.ArrayBufferWriter<byte>());
     private readonly Thread _thread;
     private bool _stopping;
     private int _pending;
@@ -184,9 +186,12 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
             if (files.Csv is not null) WriteCsvRow(files.Csv, files.Columns!, result, config);
             if (files.Json is not null)
             {
-                ResultJson.Write(files.JsonWriter!, result, config);
-                files.JsonWriter!.Flush();
-                files.JsonWriter.Reset();
+                // Into a reusable buffer, then into the buffered file: Utf8JsonWriter.Flush on a stream would flush the file too.
+                _jsonBuffer.ResetWrittenCount();
+                _jsonWriter.Reset(_jsonBuffer);
+                ResultJson.Write(_jsonWriter, result, config);
+                _jsonWriter.Flush();
+                files.Json.Write(_jsonBuffer.WrittenSpan);
                 files.Json.WriteByte((byte)'\n');
             }
             files.Events?.AddScalars(result.TrainingIteration, result.Timestamp, Scalars(result));
@@ -221,7 +226,6 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
         if (_options.Json)
         {
             files.Json = new FileStream(Path.Combine(dir, ResultFile), FileMode.Append, FileAccess.Write, FileShare.Read, 1 << 16);
-            files.JsonWriter = new Utf8JsonWriter(files.Json);
         }
         if (_options.TensorBoard)
             files.Events = new TfEventWriter(dir);
@@ -351,13 +355,11 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
         public string[]? Columns { get; set; }
         public StreamWriter? Csv { get; set; }
         public FileStream? Json { get; set; }
-        public Utf8JsonWriter? JsonWriter { get; set; }
         public TfEventWriter? Events { get; set; }
 
         public void Flush()
         {
             Csv?.Flush();
-            JsonWriter?.Flush();
             Json?.Flush();
             Events?.Flush();
         }
@@ -365,7 +367,6 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
         public void Dispose()
         {
             Csv?.Dispose();
-            JsonWriter?.Dispose();
             Json?.Dispose();
             Events?.Dispose();
         }
