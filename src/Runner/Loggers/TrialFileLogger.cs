@@ -80,8 +80,14 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
         Post(() => Write(trial, result, config));
     }
 
-    /// <summary>Hands this step's work to the logger thread: one wake-up per step, not one per result.</summary>
-    public void OnStepEnd(int iteration, IReadOnlyList<Trial> trials) => Signal();
+    /// <summary>
+    /// Wakes the logger thread once enough work has queued; below that it writes on its flush interval, so a slow sweep
+    /// costs one wake-up a second and a fast one a wake-up per batch, never one per result.
+    /// </summary>
+    public void OnStepEnd(int iteration, IReadOnlyList<Trial> trials)
+    {
+        if (Volatile.Read(ref _pending) >= 512) Signal();
+    }
 
     public void OnTrialStatusChanged(Trial trial, TrialStatus previous, string reason)
     {
@@ -144,7 +150,11 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
                 {
                     if (!Monitor.Wait(_work, _options.FlushInterval)) break;
                 }
-                if (_work.Count > 0) action = _work.Dequeue();
+                if (_work.Count > 0)
+                {
+                    action = _work.Dequeue();
+                    _pending--;
+                }
                 else if (_stopping) break;
             }
             if (action is null)

@@ -84,7 +84,8 @@ public sealed class SweepPlan
     {
         var specName = spec.String("name");
         var specStorage = spec.String("storage_path", "results")!;
-        Name = nameOverride ?? specName;
+        // Without a name, each run gets its own folder: the spec's file name and the start time.
+        Name = nameOverride ?? specName ?? $"{Path.GetFileNameWithoutExtension(SpecPath)}_{DateTime.Now.ToString("yyyy-MM-dd_HH-mm-ss", System.Globalization.CultureInfo.InvariantCulture)}";
         if (Name is not null && (Name.Length == 0 || Name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 || Name is "." or ".."))
             spec.Error("name", $"must be a folder name without path separators, got '{Name}'");
         StoragePath = storagePathOverride ?? specStorage;

@@ -68,4 +68,12 @@ public class SweepPlanTests
         var error = Assert.Throws<SpecValidationException>(() => SweepPlan.Parse(Head + line + "\n", "test.yaml"));
         Assert.Contains(error.Errors, e => e.Path.StartsWith(path, StringComparison.Ordinal) && e.Message.Contains(message, StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void Without_a_name_each_run_gets_a_folder_named_after_the_spec_and_its_start_time()
+    {
+        var plan = SweepPlan.Parse(Head, "/tmp/specs/my-sweep.yaml");
+        Assert.Matches(@"^my-sweep_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$", plan.Name);
+        Assert.Equal("fixed", SweepPlan.Parse(Head + "name: fixed\n", "/tmp/specs/my-sweep.yaml").Name);
+    }
 }
