@@ -309,7 +309,8 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
             var step = host.Step();
             chunk.Add(step);
             bool last = i == steps - 1 || step.Done || step.ShouldCheckpoint;
-            bool due = chunk.Count >= 256 || Stopwatch.GetElapsedTime(chunkStart).TotalMilliseconds >= 20;
+            // The first result of a grant goes out at once (a new trial shows progress immediately); later ones every 20 ms.
+            bool due = i == 0 || chunk.Count >= 256 || Stopwatch.GetElapsedTime(chunkStart).TotalMilliseconds >= 20;
             if (last || due)
             {
                 Publish(new ResultEvent(session.Trial, session.Incarnation, host.Materialize(chunk)) { EndOfTraining = last });

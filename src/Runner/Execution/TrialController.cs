@@ -70,6 +70,14 @@ public sealed record ControllerOptions
     /// <summary>Iterations a trial may run ahead of the controller when the scheduler allows it (FIFO does); 1 is lock-step.</summary>
     public int ResultBufferLength { get; init; } = 1;
 
+    /// <summary>
+    /// When every decision up to a trial's iteration cap is known to be Continue (a scheduler that always continues, no
+    /// stopper, stop criteria on training_iteration only), grant all those steps at once so the trial's thread never waits
+    /// for the controller between steps. Results still arrive and are processed one by one, in order, so nothing decided
+    /// differs from lock-step; only the hand-offs go. The inline executor runs one step per grant regardless.
+    /// </summary>
+    public bool RunAhead { get; init; }
+
     /// <summary>Base seed; each trial's seed derives from it and the trial's sequence.</summary>
     public long Seed { get; init; }
 }
@@ -553,12 +561,23 @@ public sealed class TrialController : ITrialControl, IDisposable
     /// </summary>
     private int StepsFor(Trial trial)
     {
-        if (_options.ResultBufferLength <= 1 || !_scheduler.SupportsResultBuffering) return 1;
+        long steps;
+        if (CanRunAhead(trial)) steps = int.MaxValue;
+        else if (_options.ResultBufferLength > 1 && _scheduler.SupportsResultBuffering) steps = _options.ResultBufferLength;
+        else return 1;
         long done = trial.LastResult?.TrainingIteration ?? 0;
-        long steps = _options.ResultBufferLength;
         if (trial.Stop.TryGetValue(TrialResult.TrainingIterationKey, out var limit)) steps = Math.Min(steps, (long)Math.Ceiling(limit) - done);
         if (trial.Checkpointing.Frequency > 0) steps = Math.Min(steps, trial.Checkpointing.Frequency - done % trial.Checkpointing.Frequency);
         return (int)Math.Clamp(steps, 1, int.MaxValue);
+    }
+
+    /// <summary>Every decision until the trial's iteration cap is Continue, whatever the results say (see <see cref="ControllerOptions.RunAhead"/>).</summary>
+    private bool CanRunAhead(Trial trial)
+    {
+        if (!_options.RunAhead || !_scheduler.AlwaysContinues || _stopper is not NoopStopper) return false;
+        foreach (var key in trial.Stop.Keys)
+            if (key != TrialResult.TrainingIterationKey) return false;
+        return true;
     }
 
     private TrainableContext ContextFor(Trial trial, DeviceSlot slot) => new()

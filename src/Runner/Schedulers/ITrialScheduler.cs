@@ -85,6 +85,12 @@ public interface ITrialScheduler
     /// <summary>True when results may be buffered (the scheduler never pauses or exploits mid-run).</summary>
     bool SupportsResultBuffering => false;
 
+    /// <summary>
+    /// True when every decision is <see cref="SchedulerDecision.Continue"/> whatever the result (FIFO). The controller then
+    /// lets a trial run ahead to its iteration cap without waiting for each decision, which changes nothing it decides.
+    /// </summary>
+    bool AlwaysContinues => false;
+
     string DebugString() => GetType().Name;
 }
 
@@ -117,6 +123,8 @@ public abstract class TrialSchedulerBase : ITrialScheduler
     public virtual Trial? ChooseTrialToRun(ITrialControl control) => FifoScheduler.FirstRunnable(control);
 
     public virtual bool SupportsResultBuffering => false;
+
+    public virtual bool AlwaysContinues => false;
 
     public virtual string DebugString() => GetType().Name;
 

@@ -131,7 +131,7 @@ public sealed class SweepPlan
         var (maxFailures, failFast) = ReadFailure(spec.Child("failure"));
         bool reuse = spec.Bool("reuse_trainables", false) ?? false;
         int? maxConcurrent = spec.Int("max_concurrent_trials", null, min: 1);
-        var (executor, buffer, threads) = ReadExecutor(spec.Child("executor"));
+        var (executor, buffer, threads, runAhead) = ReadExecutor(spec.Child("executor"));
         var loggers = ReadLoggers(spec.Child("loggers"));
         var store = spec.Child("checkpoint_store");
         long deviceBudget = store?.Bytes("device_budget", 2L << 30) ?? 2L << 30;
@@ -162,6 +162,7 @@ public sealed class SweepPlan
             ReuseTrainables = reuse,
             Seed = seed,
             ResultBufferLength = buffer,
+            RunAhead = runAhead,
         };
         Run = new RunConfig
         {
@@ -296,14 +297,15 @@ public sealed class SweepPlan
         }
     }
 
-    private static (ExecutorKind Kind, int Buffer, int? Threads) ReadExecutor(SpecReader? r)
+    private static (ExecutorKind Kind, int Buffer, int? Threads, bool RunAhead) ReadExecutor(SpecReader? r)
     {
-        if (r is null) return (ExecutorKind.Concurrent, 1, null);
+        if (r is null) return (ExecutorKind.Concurrent, 1, null, true);
         var kind = r.String("type", "concurrent", new[] { "concurrent", "inline" }) == "inline" ? ExecutorKind.Inline : ExecutorKind.Concurrent;
         int buffer = r.Int("result_buffer_length", 1, min: 1) ?? 1;
         int? threads = r.Int("threads_per_trial", null, min: 1);
+        bool runAhead = r.Bool("run_ahead", true) ?? true;
         r.Finish();
-        return (kind, buffer, threads);
+        return (kind, buffer, threads, runAhead);
     }
 
     private static TrialFileOptions ReadLoggers(SpecReader? r)

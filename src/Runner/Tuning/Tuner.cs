@@ -49,6 +49,12 @@ public sealed record TuneConfig
 
     /// <summary>Iterations a trial may run ahead of the controller under FIFO (1 is lock-step).</summary>
     public int ResultBufferLength { get; init; } = 1;
+
+    /// <summary>
+    /// Let trials run ahead of the controller when nothing it could decide depends on their results (FIFO, no stoppers, stop
+    /// on training_iteration only); see <see cref="ControllerOptions.RunAhead"/>. On by default; off gives strict lock-step.
+    /// </summary>
+    public bool RunAhead { get; init; } = true;
 }
 
 /// <summary>Which executor runs the trials.</summary>
@@ -233,6 +239,7 @@ public sealed class Tuner
             Mode = _tune.Mode,
             MaxConcurrentTrials = _tune.MaxConcurrentTrials,
             ResultBufferLength = _tune.ResultBufferLength,
+            RunAhead = _tune.RunAhead,
             Seed = _tune.Seed,
         };
         var scheduler = _tune.Scheduler ?? new FifoScheduler();

@@ -76,4 +76,11 @@ public class SweepPlanTests
         Assert.Matches(@"^my-sweep_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$", plan.Name);
         Assert.Equal("fixed", SweepPlan.Parse(Head + "name: fixed\n", "/tmp/specs/my-sweep.yaml").Name);
     }
+
+    [Fact]
+    public void Run_ahead_is_on_unless_the_executor_section_turns_it_off()
+    {
+        Assert.True(SweepPlan.Parse(Head, "t.yaml").Tune.RunAhead);
+        Assert.False(SweepPlan.Parse(Head + "executor: {run_ahead: false}\n", "t.yaml").Tune.RunAhead);
+    }
 }

@@ -10,6 +10,8 @@ public sealed class FifoScheduler : TrialSchedulerBase
 {
     public override bool SupportsResultBuffering => true;
 
+    public override bool AlwaysContinues => true;
+
     public override SchedulerDecision OnTrialResult(ITrialControl control, Trial trial, TrialResult result) => SchedulerDecision.Continue;
 
     /// <summary>The first pending trial with room to start, else the first paused one (Ray's FIFO choose_trial_to_run).</summary>
