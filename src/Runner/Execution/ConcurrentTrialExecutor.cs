@@ -239,8 +239,10 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
             {
                 if (ev is SlotFreedEvent)
                 {
+                    // A slot came back: return so the controller's next step can start a waiting trial on it at once,
+                    // rather than leaving the slot idle until some other trial reports.
                     Interlocked.Decrement(ref _releasing);
-                    continue;
+                    return null;
                 }
                 if (ev is ResultEvent { EndOfTraining: true } r && _live.TryGetValue(r.Trial, out var live) && live.Session.Incarnation == r.Incarnation)
                     live.TrainingGranted = false;

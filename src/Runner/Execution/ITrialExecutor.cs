@@ -69,7 +69,10 @@ public interface ITrialExecutor : IDisposable
     /// <summary>Sends the operations queued during this step to the trial threads (one wake-up per thread per step).</summary>
     void Dispatch() { }
 
-    /// <summary>The next event; null when none arrived within <paramref name="timeout"/>.</summary>
+    /// <summary>
+    /// The next event; null when none arrived within <paramref name="timeout"/>, or early when a slot was freed (so the
+    /// caller can start a waiting trial on it before waiting again).
+    /// </summary>
     ExecutorEvent? NextEvent(TimeSpan timeout);
 
     /// <summary>True while any trial has work queued or running, or a slot is still being freed.</summary>

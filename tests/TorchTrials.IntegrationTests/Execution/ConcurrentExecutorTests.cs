@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using TorchTrials.Gpu;
 using TorchTrials.Runner;
+using TorchTrials.Runner.Callbacks;
 using TorchTrials.Runner.Execution;
 using TorchTrials.Runner.Search;
 using TorchTrials.Runner.Store;
@@ -20,13 +21,63 @@ public class ConcurrentExecutorTests(ITestOutputHelper output) : IDisposable
 
     private static Dictionary<string, double> StopAt(int n) => new() { [TrialResult.TrainingIterationKey] = n };
 
-    private TrialController Controller(int cpus, TrainableRegistry registry, IEnumerable<Trial> trials, int buffer = 1, bool sqlite = true, CancellationToken cancel = default)
+    private TrialController Controller(int cpus, TrainableRegistry registry, IEnumerable<Trial> trials, int buffer = 1, bool sqlite = true,
+        CancellationToken cancel = default, IEnumerable<ITrialCallback>? callbacks = null, TimeSpan? eventWait = null)
     {
         var allocator = new DeviceSlotAllocator(DeviceInventory.Simulated(cpus));
         var executor = new ConcurrentTrialExecutor(allocator, registry, new ExecutorOptions { SpillDirectory = Path.Combine(_dir, "spill") });
         IExperimentStore store = sqlite ? SqliteExperimentStore.Open(_dir) : new NullExperimentStore(_dir);
-        return new TrialController(executor, registry, new TrialListSearch(trials), store: store,
-            options: new ControllerOptions { ExperimentDirectory = _dir, ResultBufferLength = buffer, MaxPendingTrials = 1000 });
+        var options = new ControllerOptions { ExperimentDirectory = _dir, ResultBufferLength = buffer, MaxPendingTrials = 1000 };
+        if (eventWait is { } wait) options = options with { EventWait = wait };
+        return new TrialController(executor, registry, new TrialListSearch(trials), callbacks: callbacks, store: store, options: options);
+    }
+
+    [Fact]
+    public void A_freed_slot_starts_the_next_trial_without_waiting_for_another_trial_to_report()
+    {
+        // t0 ends at once; t1 blocks in its first step until t2 has started (or 10 s pass). t2 can only start on the slot
+        // t0 freed, so it must start while t1 is still blocked: the freed slot has to wake the controller by itself.
+        using var release = new ManualResetEventSlim();
+        var registry = TrainableRegistry.CreateDefault()
+            .RegisterFunction("quick", (config, context) => new[] { new Metrics { { "score", 1.0 } } })
+            .RegisterFunction("blocker", Blocker);
+        IEnumerable<Metrics> Blocker(TrialConfig config, FunctionContext context)
+        {
+            release.Wait(TimeSpan.FromSeconds(10));
+            yield return new Metrics { { "score", 2.0 } };
+        }
+
+        var watch = new StartWatch(release);
+        var trials = new[]
+        {
+            new Trial("quick", trialId: "t0", resources: new Resources(cpu: 1)),
+            new Trial("blocker", trialId: "t1", resources: new Resources(cpu: 1)),
+            new Trial("quick", trialId: "t2", resources: new Resources(cpu: 1)),
+        };
+        using var controller = Controller(2, registry, trials, callbacks: new[] { watch }, eventWait: TimeSpan.FromMinutes(1));
+        controller.Run();
+
+        Assert.All(controller.Trials, t => Assert.Equal(TrialStatus.Terminated, t.Status));
+        Assert.False(watch.BlockerHadReportedWhenT2Started, "t2 started only after t1 reported: the slot t0 freed stayed idle");
+    }
+
+    private sealed class StartWatch(ManualResetEventSlim release) : ITrialCallback
+    {
+        private bool _blockerReported;
+
+        public bool BlockerHadReportedWhenT2Started { get; private set; } = true;
+
+        public void OnTrialStart(int iteration, IReadOnlyList<Trial> trials, Trial trial)
+        {
+            if (trial.Id != "t2") return;
+            BlockerHadReportedWhenT2Started = _blockerReported;
+            release.Set();
+        }
+
+        public void OnTrialResult(int iteration, IReadOnlyList<Trial> trials, Trial trial, TrialResult result)
+        {
+            if (trial.Id == "t1") _blockerReported = true;
+        }
     }
 
     [Fact]
