@@ -18,7 +18,8 @@ IBenchmark[] all =
     new ConcurrencyBenchmark(),
     new SearchOverheadBenchmark(),
     new SearchQualityBenchmark(),
-    new EarlyStoppingBenchmark(),
+    new EarlyStoppingBenchmark(EarlyStoppingBenchmark.Space.Narrow),
+    new EarlyStoppingBenchmark(EarlyStoppingBenchmark.Space.Wide),
 };
 
 if (args.Contains("--list"))
