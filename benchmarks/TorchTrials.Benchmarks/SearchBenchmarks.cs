@@ -111,6 +111,7 @@ public sealed class SearchQualityBenchmark : IBenchmark
         var measurements = new List<Measurement>();
         var verdicts = new List<bool>();
         var notes = new List<string>();
+        var regretRatios = new List<(string Name, double Ratio)>();
         JsonObject? peer = why is null ? OptunaPeer.Script(new[] { "quality" }.Concat(Enumerable.Range(0, seeds).Select(s => s.ToString(CultureInfo.InvariantCulture))).ToArray()) : null;
         foreach (var (name, space, objective, minimum) in new (string, Func<SearchSpace>, Func<TrialConfig, double>, double)[]
                  {
@@ -131,20 +132,19 @@ public sealed class SearchQualityBenchmark : IBenchmark
                 // Medians compared as regret to the known minimum; a small tolerance absorbs seed noise of the last digits.
                 double ours = Stats.Median(tpe) - minimum, theirs = Stats.Median(optunaTpe) - minimum;
                 verdicts.Add(ours <= theirs * 1.05 + 1e-9);
-                notes.Add($"{name}: median regret TorchTrials {ours:0.0000}, Optuna {theirs:0.0000}.");
+                regretRatios.Add((name, ours / theirs));
+                notes.Add($"{name}: median regret TorchTrials {ours:0.0000}, Optuna {theirs:0.0000} (ratio {ours / theirs:0.00}); " +
+                          $"TorchTrials TPE below Optuna's median on {tpe.Count(v => v < Stats.Median(optunaTpe))} of {seeds} seeds.");
             }
         }
-        double? ratio = null;
-        if (peer is not null)
-        {
-            // Ratio of median regrets on Hartmann-6 (the harder function): below 1 means TorchTrials is closer to the minimum.
-            double ours = Stats.Median(measurements[0 + 4].Samples) - Objectives.Hartmann6Minimum;
-            double theirs = Stats.Median(measurements[2 + 4].Samples) - Objectives.Hartmann6Minimum;
-            ratio = ours / theirs;
-        }
+        // The headline is the worse of the two functions' median-regret ratios, so it agrees with the verdict (both must hold).
+        double? ratio = regretRatios.Count > 0 ? regretRatios.Max(r => r.Ratio) : null;
+        string worst = regretRatios.Count > 0 ? regretRatios.MaxBy(r => r.Ratio).Name : "";
         return new BenchOutcome(Name, Title, "TPE's median no worse than Optuna's", measurements,
-            "Hartmann-6 median regret, TorchTrials / Optuna", ratio, peer is null ? null : verdicts.All(v => v),
+            $"median regret, TorchTrials / Optuna, on the worse of the two ({worst})", ratio, peer is null ? null : verdicts.All(v => v),
             (why is null ? "" : $"Optuna peer not run: {why}. ") + string.Join(" ", notes) +
-            $" {seeds} seeds each; 'no worse' allows 5% of Optuna's median regret for seed noise.");
+            $" {seeds} seeds each; 'no worse' allows 5% of Optuna's median regret for seed noise. The two TPEs draw from different random" +
+            " streams (ours is not numpy's MT19937), so seed i of one is not paired with seed i of the other: with 10 seeds a median" +
+            " regret difference is only meaningful when the ranges above separate.");
     }
 }
