@@ -20,6 +20,15 @@ internal static class AlgorithmCatalog
 
     public static readonly string[] StopperTypes = { "maximum_iteration", "trial_plateau", "experiment_plateau", "timeout" };
 
+    // An option missing from the spec takes the algorithm's own default, so each default is stated once, in its options record.
+    private static readonly AshaOptions AshaDefaults = new();
+    private static readonly AshaPromotionOptions AshaPromotionDefaults = new();
+    private static readonly HyperBandOptions HyperBandDefaults = new();
+    private static readonly MedianStoppingOptions MedianDefaults = new();
+    private static readonly PbtOptions PbtDefaults = new();
+    private static readonly Pb2Options Pb2Defaults = new();
+    private static readonly TpeOptions TpeDefaults = new();
+
     public static ITrialScheduler? Scheduler(SpecReader? r, SpecReader? top, string? metric, MetricMode? mode, long seed)
     {
         if (r is null) return new FifoScheduler();
@@ -37,66 +46,66 @@ internal static class AlgorithmCatalog
                 {
                     Metric = schedulerMetric,
                     Mode = schedulerMode,
-                    TimeAttr = r.String("time_attr", TrialResult.TrainingIterationKey)!,
-                    MaxT = r.Double("max_t", 100) ?? 100,
-                    GracePeriod = r.Double("grace_period", 1) ?? 1,
-                    ReductionFactor = r.Double("reduction_factor", 4) ?? 4,
-                    Brackets = r.Int("brackets", 1) ?? 1,
-                    StopLastTrials = r.Bool("stop_last_trials", true) ?? true,
+                    TimeAttr = r.String("time_attr") ?? AshaDefaults.TimeAttr,
+                    MaxT = r.Double("max_t") ?? AshaDefaults.MaxT,
+                    GracePeriod = r.Double("grace_period") ?? AshaDefaults.GracePeriod,
+                    ReductionFactor = r.Double("reduction_factor") ?? AshaDefaults.ReductionFactor,
+                    Brackets = r.Int("brackets") ?? AshaDefaults.Brackets,
+                    StopLastTrials = r.Bool("stop_last_trials") ?? AshaDefaults.StopLastTrials,
                     Seed = schedulerSeed,
                 }),
                 "asha_promotion" => new AshaPromotionScheduler(new AshaPromotionOptions
                 {
                     Metric = schedulerMetric,
                     Mode = schedulerMode,
-                    TimeAttr = r.String("time_attr", TrialResult.TrainingIterationKey)!,
-                    MaxT = r.Double("max_t", 100) ?? 100,
-                    GracePeriod = r.Double("grace_period", 1) ?? 1,
-                    ReductionFactor = r.Double("reduction_factor", 4) ?? 4,
-                    MinEarlyStoppingRate = r.Int("min_early_stopping_rate", 0) ?? 0,
+                    TimeAttr = r.String("time_attr") ?? AshaPromotionDefaults.TimeAttr,
+                    MaxT = r.Double("max_t") ?? AshaPromotionDefaults.MaxT,
+                    GracePeriod = r.Double("grace_period") ?? AshaPromotionDefaults.GracePeriod,
+                    ReductionFactor = r.Double("reduction_factor") ?? AshaPromotionDefaults.ReductionFactor,
+                    MinEarlyStoppingRate = r.Int("min_early_stopping_rate") ?? AshaPromotionDefaults.MinEarlyStoppingRate,
                 }),
                 "hyperband" => new HyperBandScheduler(new HyperBandOptions
                 {
                     Metric = schedulerMetric,
                     Mode = schedulerMode,
-                    TimeAttr = r.String("time_attr", TrialResult.TrainingIterationKey)!,
-                    MaxT = r.Double("max_t", 81) ?? 81,
-                    ReductionFactor = r.Double("reduction_factor", 3) ?? 3,
-                    StopLastTrials = r.Bool("stop_last_trials", true) ?? true,
+                    TimeAttr = r.String("time_attr") ?? HyperBandDefaults.TimeAttr,
+                    MaxT = r.Double("max_t") ?? HyperBandDefaults.MaxT,
+                    ReductionFactor = r.Double("reduction_factor") ?? HyperBandDefaults.ReductionFactor,
+                    StopLastTrials = r.Bool("stop_last_trials") ?? HyperBandDefaults.StopLastTrials,
                 }),
                 "median_stopping" => new MedianStoppingRule(new MedianStoppingOptions
                 {
                     Metric = schedulerMetric,
                     Mode = schedulerMode,
-                    TimeAttr = r.String("time_attr", TrialResult.TimeTotalKey)!,
-                    GracePeriod = r.Double("grace_period", 60) ?? 60,
-                    MinSamplesRequired = r.Int("min_samples_required", 3) ?? 3,
-                    MinTimeSlice = r.Double("min_time_slice", 0) ?? 0,
-                    HardStop = r.Bool("hard_stop", true) ?? true,
+                    TimeAttr = r.String("time_attr") ?? MedianDefaults.TimeAttr,
+                    GracePeriod = r.Double("grace_period") ?? MedianDefaults.GracePeriod,
+                    MinSamplesRequired = r.Int("min_samples_required") ?? MedianDefaults.MinSamplesRequired,
+                    MinTimeSlice = r.Double("min_time_slice") ?? MedianDefaults.MinTimeSlice,
+                    HardStop = r.Bool("hard_stop") ?? MedianDefaults.HardStop,
                 }),
                 "pbt" => new PopulationBasedTraining(new PbtOptions
                 {
                     Metric = schedulerMetric,
                     Mode = schedulerMode,
-                    TimeAttr = r.String("time_attr", TrialResult.TimeTotalKey)!,
-                    PerturbationInterval = r.Double("perturbation_interval", 60) ?? 60,
-                    BurnInPeriod = r.Double("burn_in_period", 0) ?? 0,
+                    TimeAttr = r.String("time_attr") ?? PbtDefaults.TimeAttr,
+                    PerturbationInterval = r.Double("perturbation_interval") ?? PbtDefaults.PerturbationInterval,
+                    BurnInPeriod = r.Double("burn_in_period") ?? PbtDefaults.BurnInPeriod,
                     HyperparamMutations = Mutations(r),
-                    QuantileFraction = r.Double("quantile_fraction", 0.25) ?? 0.25,
-                    ResampleProbability = r.Double("resample_probability", 0.25) ?? 0.25,
+                    QuantileFraction = r.Double("quantile_fraction") ?? PbtDefaults.QuantileFraction,
+                    ResampleProbability = r.Double("resample_probability") ?? PbtDefaults.ResampleProbability,
                     PerturbationFactors = Factors(r),
-                    Synch = r.Bool("synch", false) ?? false,
+                    Synch = r.Bool("synch") ?? PbtDefaults.Synch,
                     Seed = schedulerSeed,
                 }),
                 "pb2" => new Pb2(new Pb2Options
                 {
                     Metric = schedulerMetric,
                     Mode = schedulerMode,
-                    TimeAttr = r.String("time_attr", TrialResult.TimeTotalKey)!,
-                    PerturbationInterval = r.Double("perturbation_interval", 60) ?? 60,
+                    TimeAttr = r.String("time_attr") ?? Pb2Defaults.TimeAttr,
+                    PerturbationInterval = r.Double("perturbation_interval") ?? Pb2Defaults.PerturbationInterval,
                     HyperparamBounds = Bounds(r),
-                    QuantileFraction = r.Double("quantile_fraction", 0.25) ?? 0.25,
-                    Synch = r.Bool("synch", false) ?? false,
+                    QuantileFraction = r.Double("quantile_fraction") ?? Pb2Defaults.QuantileFraction,
+                    Synch = r.Bool("synch") ?? Pb2Defaults.Synch,
                     Seed = schedulerSeed,
                 }),
                 "resource_changing" => ResourceChanging(r, top, metric, mode, seed),
@@ -170,10 +179,10 @@ internal static class AlgorithmCatalog
 
     private static IReadOnlyList<double> Factors(SpecReader r)
     {
-        if (r.Raw("perturbation_factors") is not { } node) return new[] { 1.2, 0.8 };
+        if (r.Raw("perturbation_factors") is not { } node) return PbtDefaults.PerturbationFactors;
         if (node is JsonArray { Count: 2 } a && SpecReader.TryNumber(a[0], out var up) && SpecReader.TryNumber(a[1], out var down)) return new[] { up, down };
         r.Error("perturbation_factors", $"must be two numbers [up, down], got {node.ToJsonString()}");
-        return new[] { 1.2, 0.8 };
+        return PbtDefaults.PerturbationFactors;
     }
 
     /// <summary>PB2's hyperparam_bounds: {name: [low, high]}.</summary>
@@ -225,14 +234,14 @@ internal static class AlgorithmCatalog
                 var options = new TpeOptions
                 {
                     Seed = searcherSeed,
-                    StartupTrials = r.Int("n_startup_trials", 10, min: 0) ?? 10,
-                    EiCandidates = r.Int("n_ei_candidates", 24, min: 1) ?? 24,
-                    Multivariate = r.Bool("multivariate", false) ?? false,
-                    ConstantLiar = r.Bool("constant_liar", false) ?? false,
-                    ConsiderPrior = r.Bool("consider_prior", true) ?? true,
-                    PriorWeight = r.Double("prior_weight", 1.0, min: 0, exclusiveMin: true) ?? 1.0,
-                    ConsiderMagicClip = r.Bool("consider_magic_clip", true) ?? true,
-                    ConsiderEndpoints = r.Bool("consider_endpoints", false) ?? false,
+                    StartupTrials = r.Int("n_startup_trials", min: 0) ?? TpeDefaults.StartupTrials,
+                    EiCandidates = r.Int("n_ei_candidates", min: 1) ?? TpeDefaults.EiCandidates,
+                    Multivariate = r.Bool("multivariate") ?? TpeDefaults.Multivariate,
+                    ConstantLiar = r.Bool("constant_liar") ?? TpeDefaults.ConstantLiar,
+                    ConsiderPrior = r.Bool("consider_prior") ?? TpeDefaults.ConsiderPrior,
+                    PriorWeight = r.Double("prior_weight", min: 0, exclusiveMin: true) ?? TpeDefaults.PriorWeight,
+                    ConsiderMagicClip = r.Bool("consider_magic_clip") ?? TpeDefaults.ConsiderMagicClip,
+                    ConsiderEndpoints = r.Bool("consider_endpoints") ?? TpeDefaults.ConsiderEndpoints,
                 };
                 searcher = new TpeSearcher(metric, mode, options);
                 if (metric is null) r.Error("type", "tpe needs the experiment's metric and mode");
