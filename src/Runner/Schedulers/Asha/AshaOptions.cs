@@ -33,11 +33,7 @@ public sealed record AshaOptions
 
     internal AshaOptions Validate()
     {
-        OptionChecks.NotEmpty(TimeAttr, "time_attr", nameof(TimeAttr));
-        OptionChecks.Positive(MaxT, "max_t", nameof(MaxT));
-        OptionChecks.Positive(GracePeriod, "grace_period", nameof(GracePeriod));
-        if (GracePeriod > MaxT) throw new ArgumentException($"grace_period must be at most max_t ({OptionChecks.Fmt(MaxT)}), got {OptionChecks.Fmt(GracePeriod)}", nameof(GracePeriod));
-        OptionChecks.GreaterThan(ReductionFactor, 1, "reduction_factor", nameof(ReductionFactor));
+        OptionChecks.Rungs(TimeAttr, MaxT, GracePeriod, ReductionFactor);
         OptionChecks.AtLeast(Brackets, 1, "brackets", nameof(Brackets));
         return this;
     }
@@ -66,11 +62,7 @@ public sealed record AshaPromotionOptions
 
     internal AshaPromotionOptions Validate()
     {
-        OptionChecks.NotEmpty(TimeAttr, "time_attr", nameof(TimeAttr));
-        OptionChecks.Positive(MaxT, "max_t", nameof(MaxT));
-        OptionChecks.Positive(GracePeriod, "grace_period", nameof(GracePeriod));
-        if (GracePeriod > MaxT) throw new ArgumentException($"grace_period must be at most max_t ({OptionChecks.Fmt(MaxT)}), got {OptionChecks.Fmt(GracePeriod)}", nameof(GracePeriod));
-        OptionChecks.GreaterThan(ReductionFactor, 1, "reduction_factor", nameof(ReductionFactor));
+        OptionChecks.Rungs(TimeAttr, MaxT, GracePeriod, ReductionFactor);
         OptionChecks.AtLeast(MinEarlyStoppingRate, 0, "min_early_stopping_rate", nameof(MinEarlyStoppingRate));
         if (AshaPromotionScheduler.TopRung(this) < 0)
             throw new ArgumentException(
