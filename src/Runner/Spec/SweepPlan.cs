@@ -299,11 +299,12 @@ public sealed class SweepPlan
 
     private static (ExecutorKind Kind, int Buffer, int? Threads, bool RunAhead) ReadExecutor(SpecReader? r)
     {
-        if (r is null) return (ExecutorKind.Concurrent, 1, null, true);
+        var defaults = new TuneConfig();
+        if (r is null) return (ExecutorKind.Concurrent, defaults.ResultBufferLength, null, defaults.RunAhead);
         var kind = r.String("type", "concurrent", new[] { "concurrent", "inline" }) == "inline" ? ExecutorKind.Inline : ExecutorKind.Concurrent;
-        int buffer = r.Int("result_buffer_length", 1, min: 1) ?? 1;
+        int buffer = r.Int("result_buffer_length", min: 1) ?? defaults.ResultBufferLength;
         int? threads = r.Int("threads_per_trial", null, min: 1);
-        bool runAhead = r.Bool("run_ahead", true) ?? true;
+        bool runAhead = r.Bool("run_ahead") ?? defaults.RunAhead;
         r.Finish();
         return (kind, buffer, threads, runAhead);
     }
