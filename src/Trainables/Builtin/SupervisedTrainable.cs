@@ -42,6 +42,8 @@ public abstract class SupervisedTrainable : Trainable
     {
         var device = Context.Device;
         var data = LoadData(config);
+        // Setup runs outside the host's step scope: the scope keeps temporaries alive until their native calls return.
+        using var scope = NewDisposeScope();
         _trainX = from_array(data.TrainX).reshape(data.TrainShape).to(device).DetachFromDisposeScope();
         _trainY = from_array(data.TrainY).to(device).DetachFromDisposeScope();
         _validX = from_array(data.ValidX).reshape(data.ValidShape).to(device).DetachFromDisposeScope();
@@ -88,11 +90,13 @@ public abstract class SupervisedTrainable : Trainable
             var loss = Loss(model.forward(x), y);
             loss.backward();
             optimizer.step();
-            lossSum.add_(loss.detach() * idx.shape[0]);
+            using var batchRows = idx.shape[0].ToScalar();
+            lossSum.add_(loss.detach(), alpha: batchRows);
         }
 
         var metrics = new Metrics();
-        metrics.Add("loss", lossSum / n);
+        using var rows = n.ToScalar();
+        metrics.Add("loss", lossSum.div(rows));
         model.eval();
         using (no_grad())
         {
@@ -141,7 +145,10 @@ public abstract class SupervisedTrainable : Trainable
         _validY?.Dispose();
     }
 
-    /// <summary>The optimizer named by <c>optimizer</c> in the config; an unknown name is an error naming the key.</summary>
+    /// <summary>
+    /// The optimizer named by <c>optimizer</c> in the config, one of TorchTrials' own (<see cref="Optim.TrialOptimizer{TState}"/>:
+    /// TorchSharp's fail at random under collections); an unknown name is an error naming the key.
+    /// </summary>
     public static optim.Optimizer CreateOptimizer(IEnumerable<Parameter> parameters, TrialConfig config)
     {
         double lr = config.GetDouble("lr", 1e-3);
@@ -151,10 +158,10 @@ public abstract class SupervisedTrainable : Trainable
         if (wd < 0) throw new ArgumentOutOfRangeException("weight_decay", $"config key 'weight_decay' must not be negative, got {wd}");
         return config.GetString("optimizer", "adam").ToLowerInvariant() switch
         {
-            "adam" => optim.Adam(parameters, lr, weight_decay: wd),
-            "adamw" => optim.AdamW(parameters, lr, weight_decay: wd),
-            "sgd" => optim.SGD(parameters, lr, momentum: momentum, weight_decay: wd),
-            "rmsprop" => optim.RMSProp(parameters, lr, momentum: momentum, weight_decay: wd),
+            "adam" => new Optim.Adam(parameters, lr, weight_decay: wd),
+            "adamw" => new Optim.AdamW(parameters, lr, weight_decay: wd),
+            "sgd" => new Optim.Sgd(parameters, lr, momentum: momentum, weight_decay: wd),
+            "rmsprop" => new Optim.RmsProp(parameters, lr, momentum: momentum, weight_decay: wd),
             var other => throw new ArgumentException($"config key 'optimizer' must be adam, adamw, sgd or rmsprop, got '{other}'", "optimizer"),
         };
     }
@@ -174,10 +181,12 @@ public abstract class SupervisedTrainable : Trainable
             if (!parameters.TryGetValue("weight", out var weight)) continue;
             long fanIn = weight.shape.Skip(1).Aggregate(1L, (a, b) => a * b);
             double bound = 1.0 / Math.Sqrt(fanIn);
+            using var width = (2 * bound).ToScalar();
+            using var offset = bound.ToScalar();
             foreach (var p in parameters.Values)
             {
-                using var values = rand(p.shape, generator: generator) * (2 * bound) - bound;
-                p.copy_(values);
+                using var values = rand(p.shape, generator: generator);
+                p.copy_(values.mul_(width).sub_(offset));
             }
         }
     }

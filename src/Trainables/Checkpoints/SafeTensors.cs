@@ -26,6 +26,8 @@ public static class SafeTensors
     public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var hostTensors = new List<(string Name, Tensor Tensor)>();
+        // Spills and saves run outside any step: the scope keeps detach/to temporaries alive until their native calls return.
+        using var scope = NewDisposeScope();
         try
         {
             var header = new JsonObject();

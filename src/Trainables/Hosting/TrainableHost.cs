@@ -257,11 +257,18 @@ public sealed class TrainableHost : IDisposable
         ExperimentTag = Context.ExperimentTag,
     };
 
+    // Called after the step's dispose scope: the converted copy is held by a local until the read returns.
+    private static long ReadLong(Tensor t)
+    {
+        using var value = t.to(ScalarType.Float64);
+        return (long)value.item<double>();
+    }
+
     private static long? AsLong(object value) => value switch
     {
         long l => l,
         double d => (long)d,
-        Tensor t => (long)t.to(ScalarType.Float64).item<double>(),
+        Tensor t => ReadLong(t),
         _ => null,
     };
 }
