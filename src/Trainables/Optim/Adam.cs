@@ -77,21 +77,14 @@ public class Adam : TrialOptimizer<Adam.State>
     }
 
     /// <summary>Adam's state of one parameter (names as in PyTorch's state dict).</summary>
-    public sealed class State(Parameter parameter) : ParameterState(parameter)
+    public sealed class State(Parameter parameter) : SteppedParameterState(parameter)
     {
-        public long step;
         public Tensor? exp_avg;
         public Tensor? exp_avg_sq;
 
         protected override int TensorCount => 2;
 
-        protected override Tensor? GetTensor(int index) => index == 0 ? exp_avg : exp_avg_sq;
-
-        protected override void SetTensor(int index, Tensor? value)
-        {
-            if (index == 0) exp_avg = value;
-            else exp_avg_sq = value;
-        }
+        protected override ref Tensor? Slot(int index) => ref index == 0 ? ref exp_avg : ref exp_avg_sq;
 
         public override void Initialize(OptimizerOptions options)
         {
@@ -100,24 +93,6 @@ public class Adam : TrialOptimizer<Adam.State>
             exp_avg_sq?.Dispose();
             exp_avg = ZerosLikeParameter();
             exp_avg_sq = ZerosLikeParameter();
-        }
-
-        public override void SaveStateDict(BinaryWriter writer)
-        {
-            writer.Write(step);
-            base.SaveStateDict(writer);
-        }
-
-        public override void LoadStateDict(BinaryReader reader)
-        {
-            step = reader.ReadInt64();
-            base.LoadStateDict(reader);
-        }
-
-        public override void LoadStateDict(OptimizerState source)
-        {
-            base.LoadStateDict(source);
-            step = ((State)source).step;
         }
     }
 }

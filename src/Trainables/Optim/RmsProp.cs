@@ -60,21 +60,14 @@ public sealed class RmsProp : TrialOptimizer<RmsProp.State>
     }
 
     /// <summary>RMSprop's state of one parameter (names as in PyTorch's state dict; the momentum buffer only with momentum).</summary>
-    public sealed class State(Parameter parameter) : ParameterState(parameter)
+    public sealed class State(Parameter parameter) : SteppedParameterState(parameter)
     {
-        public long step;
         public Tensor? square_avg;
         public Tensor? momentum_buffer;
 
         protected override int TensorCount => 2;
 
-        protected override Tensor? GetTensor(int index) => index == 0 ? square_avg : momentum_buffer;
-
-        protected override void SetTensor(int index, Tensor? value)
-        {
-            if (index == 0) square_avg = value;
-            else momentum_buffer = value;
-        }
+        protected override ref Tensor? Slot(int index) => ref index == 0 ? ref square_avg : ref momentum_buffer;
 
         internal Tensor ZerosLike() => ZerosLikeParameter();
 
@@ -83,24 +76,6 @@ public sealed class RmsProp : TrialOptimizer<RmsProp.State>
             step = 0;
             square_avg?.Dispose();
             square_avg = ZerosLikeParameter();
-        }
-
-        public override void SaveStateDict(BinaryWriter writer)
-        {
-            writer.Write(step);
-            base.SaveStateDict(writer);
-        }
-
-        public override void LoadStateDict(BinaryReader reader)
-        {
-            step = reader.ReadInt64();
-            base.LoadStateDict(reader);
-        }
-
-        public override void LoadStateDict(OptimizerState source)
-        {
-            base.LoadStateDict(source);
-            step = ((State)source).step;
         }
     }
 }

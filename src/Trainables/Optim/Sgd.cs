@@ -60,9 +60,7 @@ public sealed class Sgd : TrialOptimizer<Sgd.State>
 
         protected override int TensorCount => 1;
 
-        protected override Tensor? GetTensor(int index) => momentum_buffer;
-
-        protected override void SetTensor(int index, Tensor? value) => momentum_buffer = value;
+        protected override ref Tensor? Slot(int index) => ref momentum_buffer;
 
         public override void Initialize(OptimizerOptions options)
         {

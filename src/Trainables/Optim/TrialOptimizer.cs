@@ -71,38 +71,34 @@ public abstract class TrialOptimizer<TState> : OptimizerHelper where TState : Pa
 }
 
 /// <summary>
-/// One parameter's optimizer state: tensors in public fields named as PyTorch names them (null until used), listed in
-/// a fixed order by <see cref="Tensors"/>; subclasses with a step counter add it in <see cref="SaveStateDict"/> and <see cref="LoadStateDict(BinaryReader)"/>.
+/// One parameter's optimizer state: tensors in public fields named as PyTorch names them (null until used), reached in
+/// a fixed order through <see cref="Slot"/>; <see cref="SteppedParameterState"/> adds a step counter.
 /// </summary>
 public abstract class ParameterState : OptimizerState, IDisposable
 {
     protected ParameterState(Parameter parameter) : base(parameter) { }
 
-    /// <summary>The parameter this state belongs to.</summary>
-    protected Parameter Parameter => _parameter;
-
-    /// <summary>The number of state tensors (<see cref="GetTensor"/> and <see cref="SetTensor"/> take 0 to this - 1).</summary>
+    /// <summary>The number of state tensors (<see cref="Slot"/> takes 0 to this - 1).</summary>
     protected abstract int TensorCount { get; }
 
-    protected abstract Tensor? GetTensor(int index);
-
-    protected abstract void SetTensor(int index, Tensor? value);
+    /// <summary>The field holding state tensor <paramref name="index"/>.</summary>
+    protected abstract ref Tensor? Slot(int index);
 
     /// <summary>A new zero tensor shaped like the parameter, owned by this state.</summary>
     protected Tensor ZerosLikeParameter() => zeros_like(_parameter).DetachFromDisposeScope();
 
     public override void SaveStateDict(BinaryWriter writer)
     {
-        for (int i = 0; i < TensorCount; i++) SaveConditionalStateTensor(writer, GetTensor(i));
+        for (int i = 0; i < TensorCount; i++) SaveConditionalStateTensor(writer, Slot(i));
     }
 
     public override void LoadStateDict(BinaryReader reader)
     {
         for (int i = 0; i < TensorCount; i++)
         {
-            var tensor = GetTensor(i)!;
-            LoadConditionalStateTensor(reader, ref tensor, _parameter.device);
-            SetTensor(i, tensor?.DetachFromDisposeScope());
+            ref var slot = ref Slot(i);
+            LoadConditionalStateTensor(reader, ref slot!, _parameter.device);
+            slot = slot?.DetachFromDisposeScope();
         }
     }
 
@@ -112,16 +108,20 @@ public abstract class ParameterState : OptimizerState, IDisposable
             throw new ArgumentException($"cannot load {source.GetType().Name} into {GetType().Name}", nameof(source));
         for (int i = 0; i < TensorCount; i++)
         {
-            GetTensor(i)?.Dispose();
-            SetTensor(i, other.GetTensor(i)?.to(_parameter.device, copy: true).DetachFromDisposeScope());
+            ref var slot = ref Slot(i);
+            slot?.Dispose();
+            slot = other.Slot(i)?.to(_parameter.device, copy: true).DetachFromDisposeScope();
         }
     }
 
     public override void to(Device device)
     {
         for (int i = 0; i < TensorCount; i++)
-            if (GetTensor(i) is { } tensor && tensor.device != device)
-                SetTensor(i, tensor.to(device, disposeAfter: true).DetachFromDisposeScope());
+        {
+            ref var slot = ref Slot(i);
+            if (slot is not null && slot.device != device)
+                slot = slot.to(device, disposeAfter: true).DetachFromDisposeScope();
+        }
     }
 
     public override bool ApproximatelyEquals(OptimizerState other)
@@ -129,7 +129,7 @@ public abstract class ParameterState : OptimizerState, IDisposable
         if (other is not ParameterState state || state.GetType() != GetType()) return false;
         for (int i = 0; i < TensorCount; i++)
         {
-            var (a, b) = (GetTensor(i), state.GetTensor(i));
+            var (a, b) = (Slot(i), state.Slot(i));
             if (a is null != b is null || (a is not null && !a.allclose(b!))) return false;
         }
         return true;
@@ -139,9 +139,35 @@ public abstract class ParameterState : OptimizerState, IDisposable
     {
         for (int i = 0; i < TensorCount; i++)
         {
-            GetTensor(i)?.Dispose();
-            SetTensor(i, null);
+            ref var slot = ref Slot(i);
+            slot?.Dispose();
+            slot = null;
         }
         GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>A <see cref="ParameterState"/> with PyTorch's per-parameter <c>step</c> counter (Adam, RMSprop).</summary>
+public abstract class SteppedParameterState(Parameter parameter) : ParameterState(parameter)
+{
+    /// <summary>Steps taken for this parameter (PyTorch's <c>state["step"]</c>).</summary>
+    public long step;
+
+    public override void SaveStateDict(BinaryWriter writer)
+    {
+        writer.Write(step);
+        base.SaveStateDict(writer);
+    }
+
+    public override void LoadStateDict(BinaryReader reader)
+    {
+        step = reader.ReadInt64();
+        base.LoadStateDict(reader);
+    }
+
+    public override void LoadStateDict(OptimizerState source)
+    {
+        base.LoadStateDict(source);
+        step = ((SteppedParameterState)source).step;
     }
 }
