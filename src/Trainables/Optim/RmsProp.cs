@@ -25,8 +25,6 @@ public sealed class RmsProp : TrialOptimizer<RmsProp.State>
         if (weight_decay < 0) throw new ArgumentOutOfRangeException(nameof(weight_decay), $"weight_decay must not be negative, got {weight_decay}");
         if (momentum < 0) throw new ArgumentOutOfRangeException(nameof(momentum), $"momentum must not be negative, got {momentum}");
         (_alpha, _eps, _weightDecay, _momentum) = (alpha, eps, weight_decay, momentum);
-        foreach (var (_, state) in _state)
-            ((State)state).momentum_buffer = momentum > 0 ? ((State)state).ZerosLike() : null;
     }
 
     protected override State CreateState(Parameter parameter) => new(parameter);
@@ -47,8 +45,10 @@ public sealed class RmsProp : TrialOptimizer<RmsProp.State>
         // The overloads without alpha or value pass TorchSharp's own implicit Scalar of 1, as exposed to the finalizer as ours.
         var avg = state.square_avg.sqrt().add_(eps, one);
         using var negativeLr = (-lr).ToScalar();
-        if (state.momentum_buffer is { } buffer)
+        if (_momentum > 0)
         {
+            // Zeros as PyTorch initialises it, made at the first step with momentum (also after a restore from a state without one, as PBT may do).
+            var buffer = state.momentum_buffer ??= state.ZerosLike();
             using var momentum = _momentum.ToScalar();
             buffer.mul_(momentum).addcdiv_(grad, avg, value: one);
             parameter.add_(buffer, alpha: negativeLr);
