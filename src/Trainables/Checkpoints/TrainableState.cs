@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace TorchTrials.Trainables.Checkpoints;
 
 /// <summary>
-/// A snapshot of a trainable: named tensors (model parameters and buffers, optimizer state) and JSON
+/// A snapshot of a trainable: named tensors (model parameters and buffers, optimizer state, random generators' states) and JSON
 /// metadata (counters, small values). The snapshot owns its tensors; they stay on the device they were
 /// captured on until someone moves them.
 /// </summary>
