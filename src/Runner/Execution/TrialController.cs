@@ -399,6 +399,9 @@ public sealed class TrialController : ITrialControl, IDisposable
         var checkpoint = _executor.SaveToMemory(trial);
         trial.Checkpoints.OnCheckpoint(checkpoint);
         _executor.Stop(trial, error: false);
+        // Stopping drops a save or restore in flight (its event is stale now): as with StopTrial and Interrupt, nothing may wait for it.
+        trial.IsSaving = false;
+        trial.IsRestoring = false;
         SetStatus(trial, TrialStatus.Paused, "paused");
     }
 

@@ -1,0 +1,120 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
+using TorchTrials.Gpu;
+using TorchTrials.Runner;
+using TorchTrials.Runner.Callbacks;
+using TorchTrials.Runner.Execution;
+using TorchTrials.Runner.Loggers;
+using TorchTrials.Runner.Store;
+using TorchTrials.Tests.Support;
+using TorchTrials.Trainables;
+using TorchTrials.Trainables.Checkpoints;
+
+namespace TorchTrials.Tests.Runner;
+
+/// <summary>
+/// DESIGN.md's durability rules as scenarios: a checkpoint is deleted only after the store committed its replacement, a
+/// trial's stored results form one history, the per-trial files follow the store, and a pause never strands a save.
+/// </summary>
+public class DurabilityTests
+{
+    private static Trial Fake(int stopAt, int checkpointFreq = 0, int? keep = null, int maxFailures = 0) =>
+        new("__fake", stop: Stop.At(stopAt), checkpoint: new CheckpointConfig { Frequency = checkpointFreq, KeepNum = keep }, maxFailures: maxFailures);
+
+    /// <summary>An inline controller on a SQLite store that commits only when told (no periodic commit).</summary>
+    private static TrialController Controller(string dir, SqliteExperimentStore store, TrainableRegistry? registry = null, IEnumerable<ITrialCallback>? callbacks = null)
+    {
+        registry ??= TrainableRegistry.CreateDefault();
+        var executor = new InlineTrialExecutor(new DeviceSlotAllocator(DeviceInventory.Simulated(1)), registry,
+            new ExecutorOptions { SpillDirectory = Path.Combine(dir, "spill") });
+        return new TrialController(executor, registry, callbacks: callbacks, store: store, options: new ControllerOptions
+        {
+            ExperimentDirectory = dir,
+            EventWait = TimeSpan.Zero,
+            StoreFlushInterval = TimeSpan.FromHours(1),
+        });
+    }
+
+    private static void StepUntil(TrialController controller, Func<bool> condition, int maxSteps = 200)
+    {
+        for (int i = 0; i < maxSteps && !condition(); i++) controller.Step();
+        Assert.True(condition(), "the condition was not reached within the step budget");
+    }
+
+    /// <summary>The checkpoint index as another process (a resume after kill -9) would read it: committed rows only.</summary>
+    private static List<string> CommittedCheckpoints(string dir)
+    {
+        using var connection = new SqliteConnection($"Data Source={Path.Combine(dir, SqliteExperimentStore.FileName)};Mode=ReadOnly;Pooling=False");
+        connection.Open();
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT path FROM checkpoints ORDER BY iteration";
+        using var reader = cmd.ExecuteReader();
+        var paths = new List<string>();
+        while (reader.Read()) paths.Add(reader.GetString(0));
+        return paths;
+    }
+
+    [Fact]
+    public void Pausing_a_trial_while_its_save_is_in_flight_lets_it_finish_after_unpausing()
+    {
+        using var h = new Harness(cpus: 1);
+        var trial = Fake(stopAt: 5, checkpointFreq: 2);
+        h.Add(trial);
+
+        // Given a persistent save in flight (iteration 2),
+        StepUntil(h.Controller, () => trial.IsSaving);
+
+        // when the trial is paused (an API user or a custom scheduler) and unpaused,
+        h.Controller.PauseTrial(trial);
+        Assert.Equal(TrialStatus.Paused, trial.Status);
+        h.Controller.UnpauseTrial(trial);
+
+        // then it trains on to its end instead of waiting forever for the dropped save.
+        h.RunToEnd(maxSteps: 200);
+        Assert.Equal(TrialStatus.Terminated, trial.Status);
+        Assert.Equal(5, trial.LastResult!.TrainingIteration);
+    }
+
+    private sealed record Row(long Iteration, Dictionary<string, double> Values);
+
+    private static List<Row> JsonRows(string trialDir) =>
+        File.ReadAllLines(Path.Combine(trialDir, TrialFileLogger.ResultFile)).Select(line =>
+        {
+            using var doc = JsonDocument.Parse(line);
+            var values = doc.RootElement.EnumerateObject().Where(p => p.Value.ValueKind == JsonValueKind.Number)
+                .ToDictionary(p => p.Name, p => p.Value.GetDouble());
+            return new Row((long)values[TrialResult.TrainingIterationKey], values);
+        }).ToList();
+
+    private static List<Row> CsvRows(string trialDir)
+    {
+        var lines = File.ReadAllLines(Path.Combine(trialDir, TrialFileLogger.ProgressFile));
+        var header = lines[0].Split(',');
+        return lines.Skip(1).Select(line =>
+        {
+            var cells = line.Split(',');
+            Assert.Equal(header.Length, cells.Length);
+            var values = new Dictionary<string, double>();
+            for (int i = 0; i < header.Length; i++)
+                if (double.TryParse(cells[i], NumberStyles.Float, CultureInfo.InvariantCulture, out var v)) values[header[i]] = v;
+            return new Row((long)values[TrialResult.TrainingIterationKey], values);
+        }).ToList();
+    }
+
+    /// <summary>Keeps the warnings logged to it.</summary>
+    private sealed class RecordingLogger : ILogger
+    {
+        public List<string> Warnings { get; } = new();
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (logLevel == LogLevel.Warning) lock (Warnings) Warnings.Add(formatter(state, exception));
+        }
+    }
+}
