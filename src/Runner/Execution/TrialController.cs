@@ -551,8 +551,13 @@ public sealed class TrialController : ITrialControl, IDisposable
         }
         if (!started) return;
         trial.StartTime ??= DateTimeOffset.UtcNow;
-        if (checkpoint is not null && trial.LastResult is { } last && checkpoint.TrainingIteration < last.TrainingIteration)
-            _store.ResultsRolledBack(trial, checkpoint.TrainingIteration);
+        // One history per trial: whatever ran past the point it restarts from (its checkpoint, or nothing) is discarded.
+        long restartAt = checkpoint?.TrainingIteration ?? 0;
+        if (trial.LastResult is { } last && restartAt < last.TrainingIteration)
+        {
+            _store.ResultsRolledBack(trial, restartAt);
+            if (checkpoint is null) trial.LastResult = null;
+        }
         SetStatus(trial, TrialStatus.Running, checkpoint is null ? "started" : "restored");
         if (!trial.IsRestoring) _executor.ContinueTraining(trial, StepsFor(trial));
         foreach (var cb in _callbacks) cb.OnTrialStart(_iteration, _trials, trial);

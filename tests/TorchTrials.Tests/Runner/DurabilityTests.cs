@@ -57,6 +57,42 @@ public class DurabilityTests
     }
 
     [Fact]
+    public void A_trial_restarted_from_scratch_after_a_failure_keeps_one_history_in_the_store_and_its_files()
+    {
+        // Given a trainable whose first attempt fails at iteration 3, with max_failures 1 and no checkpoint,
+        int attempts = 0;
+        var registry = TrainableRegistry.CreateDefault().RegisterFunction("flaky", Flaky);
+        IEnumerable<Metrics> Flaky(TrialConfig config, FunctionContext context)
+        {
+            int attempt = Interlocked.Increment(ref attempts);
+            for (int i = 1; i <= 5; i++)
+            {
+                if (attempt == 1 && i == 3) throw new InvalidOperationException("the first attempt fails at iteration 3");
+                yield return new Metrics { { "score", attempt * 100.0 + i } };
+            }
+        }
+        using var dir = new TempDir();
+        var files = new TrialFileLogger();
+        var trial = new Trial("flaky", stop: Stop.At(5), maxFailures: 1);
+        using (var h = new Harness(cpus: 1, directory: dir.Path, sqlite: true, registry: registry, callbacks: new[] { files }))
+        {
+            // when it fails, restarts from scratch and finishes,
+            h.Add(trial);
+            h.RunToEnd();
+            files.Dispose();
+            Assert.Equal(TrialStatus.Terminated, trial.Status);
+            Assert.Equal(1, trial.NumFailures);
+
+            // then the store holds only the second attempt (iterations 1..5, scores 201..205), and so do the files.
+            var expected = Enumerable.Range(1, 5).Select(i => ((long)i, 200.0 + i)).ToList();
+            var stored = ((SqliteExperimentStore)h.Store).ResultsOf(trial.Id);
+            Assert.Equal(expected, stored.Select(r => (r.TrainingIteration, Convert.ToDouble(r["score"], CultureInfo.InvariantCulture))));
+            Assert.Equal(expected, JsonRows(trial.LogDirectory!).Select(r => (r.Iteration, r.Values["score"])));
+            Assert.Equal(expected, CsvRows(trial.LogDirectory!).Select(r => (r.Iteration, r.Values["score"])));
+        }
+    }
+
+    [Fact]
     public void Pausing_a_trial_while_its_save_is_in_flight_lets_it_finish_after_unpausing()
     {
         using var h = new Harness(cpus: 1);
