@@ -57,6 +57,34 @@ public class DurabilityTests
     }
 
     [Fact]
+    public void A_checkpoint_is_deleted_only_after_the_store_committed_its_replacement()
+    {
+        using var dir = new TempDir();
+        var store = SqliteExperimentStore.Open(dir.Path);
+        using var controller = Controller(dir.Path, store);
+        var trial = Fake(stopAt: 6, checkpointFreq: 1, keep: 1);
+        controller.AddTrial(trial);
+
+        // Given checkpoint 1 saved and committed,
+        StepUntil(controller, () => trial.Checkpoints.NewestPersistent?.TrainingIteration == 1);
+        store.Flush();
+        var first = Assert.Single(CommittedCheckpoints(dir.Path));
+
+        // when checkpoint 2 replaces it but the store has not committed that yet (a kill here must still find a checkpoint),
+        StepUntil(controller, () => trial.Checkpoints.NewestPersistent?.TrainingIteration == 2);
+        Assert.Equal(new[] { first }, CommittedCheckpoints(dir.Path));
+
+        // then the checkpoint the committed index names is still complete on disk,
+        Assert.Equal(1, PersistentCheckpoint.Open(first).TrainingIteration);
+
+        // and once the replacement is committed, retention deletes it and the index names only the new one.
+        store.Flush();
+        var second = Assert.Single(CommittedCheckpoints(dir.Path));
+        Assert.Equal(2, PersistentCheckpoint.Open(second).TrainingIteration);
+        Assert.False(Directory.Exists(first));
+    }
+
+    [Fact]
     public void A_trial_restarted_from_scratch_after_a_failure_keeps_one_history_in_the_store_and_its_files()
     {
         // Given a trainable whose first attempt fails at iteration 3, with max_failures 1 and no checkpoint,
@@ -111,6 +139,44 @@ public class DurabilityTests
         h.RunToEnd(maxSteps: 200);
         Assert.Equal(TrialStatus.Terminated, trial.Status);
         Assert.Equal(5, trial.LastResult!.TrainingIteration);
+    }
+
+    [Fact]
+    public void Resume_skips_a_damaged_checkpoint_with_a_warning_naming_it_and_removes_half_written_ones()
+    {
+        using var dir = new TempDir();
+        var trial = Fake(stopAt: 8, checkpointFreq: 2);
+        using (var h = new Harness(cpus: 1, directory: dir.Path, sqlite: true))
+        {
+            h.Add(trial);
+            StepUntil(h.Controller, () => trial.Checkpoints.NewestPersistent?.TrainingIteration == 4);
+            h.Controller.Checkpoint(force: true);
+        }
+
+        // Given the newest checkpoint damaged (its tensor file cut short) and a half-written one beside it,
+        var newest = Path.Combine(trial.LogDirectory!, "checkpoint_000004");
+        var tensors = Path.Combine(newest, PersistentCheckpoint.TensorFile);
+        File.WriteAllBytes(tensors, File.ReadAllBytes(tensors)[..5]);
+        var halfWritten = Path.Combine(trial.LogDirectory!, "checkpoint_000006.tmp-424242");
+        Directory.CreateDirectory(halfWritten);
+        File.WriteAllText(Path.Combine(halfWritten, PersistentCheckpoint.TensorFile), "torn");
+
+        // when the experiment resumes,
+        var warnings = new RecordingLogger();
+        var registry = TrainableRegistry.CreateDefault();
+        using var store = SqliteExperimentStore.Open(dir.Path);
+        using var resumed = TrialController.Resume(store, new InlineTrialExecutor(new DeviceSlotAllocator(DeviceInventory.Simulated(1)), registry), registry,
+            options: new ControllerOptions { EventWait = TimeSpan.Zero }, logger: warnings);
+
+        // then a warning names the damaged checkpoint, the half-written folder is gone, and the trial continues from
+        // checkpoint 2 to its end with one history.
+        Assert.Contains(warnings.Warnings, w => w.Contains(newest, StringComparison.Ordinal));
+        Assert.False(Directory.Exists(halfWritten));
+        var resumedTrial = resumed.Trials.Single();
+        Assert.Equal(2, resumedTrial.Checkpoint!.TrainingIteration);
+        for (int i = 0; i < 200 && !resumed.IsFinished; i++) resumed.Step();
+        Assert.Equal(TrialStatus.Terminated, resumedTrial.Status);
+        Assert.Equal(Enumerable.Range(1, 8).Select(i => (long)i), store.ResultsOf(resumedTrial.Id).Select(r => r.TrainingIteration));
     }
 
     private sealed record Row(long Iteration, Dictionary<string, double> Values);
