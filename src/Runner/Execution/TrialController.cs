@@ -373,6 +373,13 @@ public sealed class TrialController : ITrialControl, IDisposable
         }
         controller._sequence = Math.Max(controller._sequence, stored.State["trial_sequence"]?.GetValue<long>() ?? 0);
         store.Flush();
+        // The store is the source of truth: callbacks (the per-trial files) catch up with each trial's stored history.
+        foreach (var trial in controller._trials)
+        {
+            if (trial.LogDirectory is null) continue;
+            var history = store.ResultsOf(trial.Id);
+            foreach (var cb in controller._callbacks) cb.OnTrialResumed(trial, history);
+        }
         return controller;
     }
 

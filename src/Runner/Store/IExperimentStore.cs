@@ -49,6 +49,9 @@ public interface IExperimentStore : IDisposable
 
     /// <summary>What the store holds, or null for an empty store.</summary>
     StoredExperiment? Load();
+
+    /// <summary>The results stored for one trial, oldest first (its one history).</summary>
+    IReadOnlyList<TrialResult> ResultsOf(string trialId);
 }
 
 /// <summary>A persistent checkpoint as indexed by the store.</summary>
@@ -232,5 +235,6 @@ public sealed class NullExperimentStore(string directory) : IExperimentStore
     public void SaveExperimentState(JsonObject state) { }
     public void Flush() { }
     public StoredExperiment? Load() => null;
+    public IReadOnlyList<TrialResult> ResultsOf(string trialId) => Array.Empty<TrialResult>();
     public void Dispose() { }
 }

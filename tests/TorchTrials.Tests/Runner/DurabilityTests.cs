@@ -142,6 +142,49 @@ public class DurabilityTests
     }
 
     [Fact]
+    public void Resume_completes_per_trial_files_that_lost_rows_from_the_store()
+    {
+        using var dir = new TempDir();
+        Trial[] trials;
+        var files = new TrialFileLogger();
+        using (var h = new Harness(cpus: 2, directory: dir.Path, sqlite: true, callbacks: new[] { files }))
+        {
+            trials = new[] { Fake(stopAt: 4), Fake(stopAt: 4) };
+            h.Add(trials);
+            h.RunToEnd();
+        }
+        files.Dispose();
+
+        // Given what kill -9 leaves: one finished trial with 0-byte files, another with a torn last line and a short CSV,
+        var (empty, torn) = (trials[0].LogDirectory!, trials[1].LogDirectory!);
+        File.WriteAllText(Path.Combine(empty, TrialFileLogger.ProgressFile), "");
+        File.WriteAllText(Path.Combine(empty, TrialFileLogger.ResultFile), "");
+        var json = File.ReadAllLines(Path.Combine(torn, TrialFileLogger.ResultFile));
+        File.WriteAllText(Path.Combine(torn, TrialFileLogger.ResultFile), json[0] + "\n" + json[1][..(json[1].Length / 2)]);
+        var csv = File.ReadAllLines(Path.Combine(torn, TrialFileLogger.ProgressFile));
+        File.WriteAllLines(Path.Combine(torn, TrialFileLogger.ProgressFile), csv.Take(2));
+
+        // when the experiment is resumed,
+        var registry = TrainableRegistry.CreateDefault();
+        var resumedFiles = new TrialFileLogger();
+        using (var store = SqliteExperimentStore.Open(dir.Path))
+        using (var resumed = TrialController.Resume(store, new InlineTrialExecutor(new DeviceSlotAllocator(DeviceInventory.Simulated(2)), registry), registry,
+                   callbacks: new[] { resumedFiles }, options: new ControllerOptions { EventWait = TimeSpan.Zero }))
+        {
+            resumedFiles.Dispose();
+
+            // then both trials' result.json and progress.csv match the store row for row.
+            foreach (var trial in resumed.Trials)
+            {
+                var stored = store.ResultsOf(trial.Id).Select(r => (r.TrainingIteration, Convert.ToDouble(r[TrialResult.TimestepsTotalKey], CultureInfo.InvariantCulture))).ToList();
+                Assert.Equal(Enumerable.Range(1, 4).Select(i => (long)i), stored.Select(s => s.TrainingIteration));
+                Assert.Equal(stored, JsonRows(trial.LogDirectory!).Select(r => (r.Iteration, r.Values[TrialResult.TimestepsTotalKey])));
+                Assert.Equal(stored, CsvRows(trial.LogDirectory!).Select(r => (r.Iteration, r.Values[TrialResult.TimestepsTotalKey])));
+            }
+        }
+    }
+
+    [Fact]
     public void Resume_skips_a_damaged_checkpoint_with_a_warning_naming_it_and_removes_half_written_ones()
     {
         using var dir = new TempDir();
