@@ -108,6 +108,31 @@ public class KillResumeTests(ITestOutputHelper output) : IDisposable
         Assert.Empty(Directory.EnumerateDirectories(experiment, "*.tmp-*", SearchOption.AllDirectories));
     }
 
+    [Fact]
+    public void Sigterm_stops_the_run_like_ctrl_c_and_the_resume_completes_it()
+    {
+        var experiment = Path.Combine(Results, "terminated");
+        var child = Child(new[] { "run", Spec("terminated"), "--results-dir", Results, "--plain" });
+        var deadline = Stopwatch.StartNew();
+        while (!child.Process.HasExited && ResultCount(experiment) == 0 && deadline.Elapsed < TimeSpan.FromSeconds(30)) Thread.Sleep(10);
+        Assert.False(child.Process.HasExited, child.Output());
+
+        using (var kill = Process.Start("kill", new[] { "-TERM", child.Process.Id.ToString(CultureInfo.InvariantCulture) })!) kill.WaitForExit();
+        Assert.True(child.Process.WaitForExit(TimeSpan.FromSeconds(30)), "SIGTERM did not stop the run");
+        child.Process.WaitForExit();
+
+        Assert.Equal(143, child.Process.ExitCode);
+        Assert.Contains($"Resume with: torchtrials resume {experiment}", child.Output());
+        AssertFilesMatchStore(experiment);
+
+        var (code, text) = InProcess("resume", experiment);
+        Assert.True(code == ExitCodes.Success, text);
+        var histories = StoredHistories(experiment);
+        Assert.Equal(Trials, histories.Count);
+        Assert.All(histories.Values, h => Assert.Equal(Enumerable.Range(1, _iterations).Select(i => (long)i), h.Select(x => x.Iteration)));
+        AssertFilesMatchStore(experiment);
+    }
+
     private sealed record Row(long Iteration, double Reward, double Timesteps, bool Done);
 
     private static (int Code, string Output) InProcess(params string[] args)
