@@ -109,12 +109,12 @@ public class KillResumeTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
-    public void Sigterm_stops_the_run_like_ctrl_c_and_the_resume_completes_it()
+    public void Sigterm_stops_the_run_like_ctrl_c_and_the_resume_completes_it_warning_of_a_damaged_checkpoint()
     {
         var experiment = Path.Combine(Results, "terminated");
         var child = Child(new[] { "run", Spec("terminated"), "--results-dir", Results, "--plain" });
         var deadline = Stopwatch.StartNew();
-        while (!child.Process.HasExited && ResultCount(experiment) == 0 && deadline.Elapsed < TimeSpan.FromSeconds(30)) Thread.Sleep(10);
+        while (!child.Process.HasExited && CheckpointPaths(experiment).Count == 0 && deadline.Elapsed < TimeSpan.FromSeconds(30)) Thread.Sleep(10);
         Assert.False(child.Process.HasExited, child.Output());
 
         using (var kill = Process.Start("kill", new[] { "-TERM", child.Process.Id.ToString(CultureInfo.InvariantCulture) })!) kill.WaitForExit();
@@ -125,8 +125,12 @@ public class KillResumeTests(ITestOutputHelper output) : IDisposable
         Assert.Contains($"Resume with: torchtrials resume {experiment}", child.Output());
         AssertFilesMatchStore(experiment);
 
+        // A checkpoint damaged meanwhile is skipped on resume, with a warning that names it.
+        var damaged = CheckpointPaths(experiment)[0];
+        File.WriteAllBytes(Path.Combine(damaged, PersistentCheckpoint.TensorFile), new byte[] { 1, 2, 3 });
         var (code, text) = InProcess("resume", experiment);
         Assert.True(code == ExitCodes.Success, text);
+        Assert.Contains($"skipping damaged checkpoint {damaged}", text);
         var histories = StoredHistories(experiment);
         Assert.Equal(Trials, histories.Count);
         Assert.All(histories.Values, h => Assert.Equal(Enumerable.Range(1, _iterations).Select(i => (long)i), h.Select(x => x.Iteration)));
@@ -197,6 +201,25 @@ public class KillResumeTests(ITestOutputHelper output) : IDisposable
         catch (SqliteException)
         {
             return 0;
+        }
+    }
+
+    private static List<string> CheckpointPaths(string experiment)
+    {
+        if (!File.Exists(Path.Combine(experiment, SqliteExperimentStore.FileName))) return new List<string>();
+        try
+        {
+            using var connection = ReadOnly(experiment);
+            using var cmd = connection.CreateCommand();
+            cmd.CommandText = "SELECT path FROM checkpoints ORDER BY iteration DESC";
+            using var reader = cmd.ExecuteReader();
+            var paths = new List<string>();
+            while (reader.Read()) paths.Add(reader.GetString(0));
+            return paths;
+        }
+        catch (SqliteException)
+        {
+            return new List<string>();
         }
     }
 
