@@ -121,6 +121,29 @@ public class DurabilityTests
     }
 
     [Fact]
+    public void A_trial_whose_checkpoint_cannot_be_restored_restarts_from_scratch_with_one_history()
+    {
+        // Given a trial that fails at iteration 2 unless restored, with a checkpoint each iteration and max_failures 3,
+        using var dir = new TempDir();
+        var trial = new Trial("__fake", TrialConfig.From(("mock_error", true)), stop: Stop.At(4),
+            checkpoint: new CheckpointConfig { Frequency = 1 }, maxFailures: 3);
+        using var h = new Harness(cpus: 1, directory: dir.Path, sqlite: true);
+        h.Add(trial);
+        StepUntil(h.Controller, () => trial.NumFailures == 1);
+
+        // when the checkpoint it would recover from is damaged (the restore fails, so it starts again from scratch,
+        // fails once more and then recovers from its new checkpoint),
+        var checkpoint = (PersistentCheckpoint)trial.Checkpoint!;
+        File.WriteAllBytes(Path.Combine(checkpoint.Directory, PersistentCheckpoint.TensorFile), new byte[] { 1, 2, 3 });
+        h.RunToEnd(maxSteps: 200);
+
+        // then the store holds one history, 1..4, not the attempts' overlapping rows.
+        Assert.Equal(TrialStatus.Terminated, trial.Status);
+        Assert.Equal(3, trial.NumFailures);
+        Assert.Equal(new long[] { 1, 2, 3, 4 }, ((SqliteExperimentStore)h.Store).ResultsOf(trial.Id).Select(r => r.TrainingIteration));
+    }
+
+    [Fact]
     public void Pausing_a_trial_while_its_save_is_in_flight_lets_it_finish_after_unpausing()
     {
         using var h = new Harness(cpus: 1);
