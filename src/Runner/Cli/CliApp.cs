@@ -14,7 +14,8 @@ public static class ExitCodes
 
 /// <summary>
 /// The torchtrials command line: run a sweep spec, resume an experiment, show its status, list devices. Bad input exits 2
-/// with one line per problem; a run that fails (for example fail-fast) exits 1; success exits 0.
+/// with one line per problem; a run that fails (for example fail-fast) exits 1; success exits 0; Ctrl-C exits 130 and
+/// SIGTERM 143, both after leaving the running trials resumable.
 /// </summary>
 public static class CliApp
 {

@@ -12,7 +12,7 @@ namespace TorchTrials.Runner.Store;
 /// with full synchronisation on commit. Writes are queued in memory; a flush takes everything queued as one batch
 /// (a trial's state is encoded once per batch, on the caller's thread, so it is a consistent picture) and a background
 /// writer commits each batch in one transaction with prepared statements, in order. Thousands of results cost one commit
-/// and the controller never waits on the disk.
+/// and the controller never waits on the disk. Checkpoints retired in a batch lose their files only after its commit.
 /// </summary>
 public sealed class SqliteExperimentStore : IExperimentStore
 {
@@ -105,6 +105,9 @@ public sealed class SqliteExperimentStore : IExperimentStore
     public void CheckpointSaved(Trial trial, PersistentCheckpoint checkpoint) =>
         Queue(new Write(WriteKind.Checkpoint, trial.Id) { Text = checkpoint.Directory, Number = checkpoint.TrainingIteration, Time = Now() });
 
+    public void CheckpointRetired(Trial trial, PersistentCheckpoint checkpoint) =>
+        Queue(new Write(WriteKind.CheckpointRetired, trial.Id) { Text = checkpoint.Directory, Checkpoint = checkpoint });
+
     public void DecisionMade(Trial trial, long iteration, string decision, string source) =>
         Queue(new Write(WriteKind.Decision, trial.Id) { Number = iteration, Text = decision, Text2 = source, Time = Now() });
 
@@ -174,6 +177,7 @@ public sealed class SqliteExperimentStore : IExperimentStore
             try
             {
                 lock (_db) Commit(batch);
+                DeleteRetiredCheckpoints(batch);
             }
             catch (Exception e)
             {
@@ -189,6 +193,26 @@ public sealed class SqliteExperimentStore : IExperimentStore
                 _batches.Dequeue();
                 _committed++;
                 Monitor.PulseAll(_batches);
+            }
+        }
+    }
+
+    /// <summary>Files of checkpoints the batch took out of the index go only now that the batch is durable.</summary>
+    private static void DeleteRetiredCheckpoints(List<Write> batch)
+    {
+        foreach (var w in batch)
+        {
+            if (w is not { Kind: WriteKind.CheckpointRetired, Checkpoint: { } checkpoint }) continue;
+            try
+            {
+                checkpoint.Delete();
+            }
+            catch (IOException)
+            {
+                // Left behind, not lost: a resume removes checkpoint folders that the index does not name.
+            }
+            catch (UnauthorizedAccessException)
+            {
             }
         }
     }
@@ -229,6 +253,9 @@ public sealed class SqliteExperimentStore : IExperimentStore
                     case WriteKind.Checkpoint:
                         st.Checkpoint.Text(1, w.Key).Text(2, w.Text).Int(3, w.Number).Real(4, w.Time).Run();
                         break;
+                    case WriteKind.CheckpointRetired:
+                        st.CheckpointRetired.Text(1, w.Key).Text(2, w.Text).Run();
+                        break;
                     case WriteKind.Experiment:
                         st.Experiment.Text(1, w.Key).Text(2, w.Text).Run();
                         break;
@@ -260,11 +287,12 @@ public sealed class SqliteExperimentStore : IExperimentStore
         public Statement Status { get; } = new(db, "INSERT INTO status_changes (trial_id, previous, status, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)");
         public Statement Decision { get; } = new(db, "INSERT INTO decisions (trial_id, iteration, decision, source, at) VALUES (?1, ?2, ?3, ?4, ?5)");
         public Statement Checkpoint { get; } = new(db, "INSERT OR REPLACE INTO checkpoints (trial_id, path, iteration, at) VALUES (?1, ?2, ?3, ?4)");
+        public Statement CheckpointRetired { get; } = new(db, "DELETE FROM checkpoints WHERE trial_id = ?1 AND path = ?2");
         public Statement Experiment { get; } = new(db, "INSERT OR REPLACE INTO experiment (key, value) VALUES (?1, ?2)");
 
         public void Dispose()
         {
-            foreach (var s in new[] { Trial, Result, Rollback, Status, Decision, Checkpoint, Experiment }) s.Dispose();
+            foreach (var s in new[] { Trial, Result, Rollback, Status, Decision, Checkpoint, CheckpointRetired, Experiment }) s.Dispose();
         }
     }
 
@@ -452,6 +480,7 @@ public sealed class SqliteExperimentStore : IExperimentStore
         StatusChange,
         Decision,
         Checkpoint,
+        CheckpointRetired,
         Experiment,
     }
 
@@ -463,6 +492,9 @@ public sealed class SqliteExperimentStore : IExperimentStore
         public string? Text3 { get; init; }
         public double Time { get; init; }
         public TrialResult? Result { get; init; }
+
+        /// <summary>For retirements: the checkpoint whose files go after the commit.</summary>
+        public PersistentCheckpoint? Checkpoint { get; init; }
 
         /// <summary>For trial-state writes until the batch is taken: the trial whose state is encoded then.</summary>
         public Trial? Trial { get; init; }
