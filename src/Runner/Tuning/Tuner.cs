@@ -165,7 +165,7 @@ public sealed class Tuner
         ExperimentPath = restorePath is not null
             ? Path.GetFullPath(restorePath)
             : Path.GetFullPath(Path.Combine(_run.StoragePath ?? "results",
-                _run.Name ?? $"{trainable}_{DateTime.Now.ToString("yyyy-MM-dd_HH-mm-ss", CultureInfo.InvariantCulture)}"));
+                PathNames.Component(_run.Name ?? $"{trainable}_{DateTime.Now.ToString("yyyy-MM-dd_HH-mm-ss", CultureInfo.InvariantCulture)}")));
     }
 
     /// <summary>The experiment's folder (store, trial folders, checkpoints).</summary>
