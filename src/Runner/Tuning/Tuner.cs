@@ -150,7 +150,7 @@ public sealed class Tuner
     {
         _registry = registry ?? TrainableRegistry.CreateDefault();
         if (!_registry.Contains(trainable))
-            throw new ArgumentException($"unknown trainable '{trainable}' (registered: {string.Join(", ", _registry.Entries.Select(e => e.Name).Order(StringComparer.Ordinal))})", nameof(trainable));
+            throw new ArgumentException($"unknown trainable '{trainable}' (registered: {string.Join(", ", _registry.Entries.Select(e => e.Name).Order(StringComparer.Ordinal))}){DidYouMean.Suggest(trainable, _registry.Entries.Select(e => e.Name))}", nameof(trainable));
         _trainable = trainable;
         _space = paramSpace ?? new SearchSpace();
         _tune = tuneConfig ?? new TuneConfig();

@@ -78,6 +78,14 @@ public class CliTests : IDisposable
         { "trainable: __fake\nstop: {training_iteration: soon}\n", "stop.training_iteration: must be a number" },
         { "trainable: [__fake\n", "not valid YAML" },
         { "trainable: __fake\nparams: {lr: 0.1}\nsearch_space: {lr: {uniform: [0, 1]}}\n", "search_space.lr: is also set in params" },
+        { "trainable: __fake\nsearch_space: {lr: {loguniform: [0.001, 0.01]}\nmetric: x\nmode: max\n", "line 2: search_space: not valid YAML: the flow mapping '{' opened here is never closed" },
+        { "trainable: __fake\nresources_per_trial: {cpu: 1000}\n", "resources_per_trial: a trial requests 1000 CPUs but this machine has" },
+        { "trainable: __fake\nresources_per_trial: {gpu: 64}\n", "resources_per_trial: a trial requests 64 GPUs but this machine has" },
+        { "trainable: __fake\nscheduler: {type: asha}\n", "scheduler: needs a metric and a mode" },
+        { "trainable: __fake\ninventory: \"cpus=2,gpus=2x16GiB\"\nresources_per_trial: {gpu: 1.5}\n", "resources_per_trial: a trial requests 1.5 GPUs: a request above one GPU must be a whole number" },
+        { "trainable: __fake\nmetric: x\nmode: maximize\n", "mode: must be one of max, min, got 'maximize'" },
+        { "trainable: __fake\nsearch_space: {lr: {loguniorm: [0.001, 0.01]}}\n", "search_space.lr: unknown spec keyword 'loguniorm' (did you mean 'loguniform'?)" },
+        { "trainable: __fake\nstoppers: [{type: maximum_iteratoin, max_iter: 3}]\n", "got 'maximum_iteratoin' (did you mean 'maximum_iteration'?)" },
     };
 
     [Theory]
@@ -87,8 +95,23 @@ public class CliTests : IDisposable
         var results = Path.Combine(_dir, "results");
         var (code, output) = Cli("run", Spec(yaml), "--results-dir", results);
         Assert.Equal(ExitCodes.BadInput, code);
-        Assert.Contains(expected, output);
+        Assert.Contains(expected, Assert.Single(ErrorLines(output)));
         Assert.False(Directory.Exists(results));
+    }
+
+    private static List<string> ErrorLines(string output) =>
+        output.Split('\n').Where(l => l.StartsWith("error:", StringComparison.Ordinal)).ToList();
+
+    [Fact]
+    public void A_start_refused_for_resources_leaves_nothing_that_blocks_the_corrected_rerun()
+    {
+        var results = Path.Combine(_dir, "results");
+        var tooBig = FakeSweep.Replace("resources_per_trial: {cpu: 1}", "resources_per_trial: {cpu: 1000}", StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.BadInput, Cli("run", Spec(tooBig), "--results-dir", results).Code);
+
+        var (code, output) = Cli("run", Spec(FakeSweep), "--results-dir", results);
+        Assert.True(code == ExitCodes.Success, output);
+        Assert.Contains("3 trials (3 TERMINATED)", output);
     }
 
     [Fact]

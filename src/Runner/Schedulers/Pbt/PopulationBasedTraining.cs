@@ -78,9 +78,11 @@ public class PopulationBasedTraining : TrialSchedulerBase
 
     private protected string Name => GetType().Name;
 
+    public override void Validate() => OptionChecks.MetricAndMode(this, Metric, Mode);
+
     public override void OnTrialAdd(ITrialControl control, Trial trial)
     {
-        OptionChecks.MetricAndMode(this, Metric, Mode);
+        Validate();
         if (_state.ContainsKey(trial)) return;
         _state[trial] = new TrialState(trial.ExperimentTag);
         _order.Add(trial);
