@@ -72,9 +72,9 @@ public sealed class SweepPlan
         return plan;
     }
 
-    /// <summary>A tuner for a new run of this plan.</summary>
+    /// <summary>A tuner for a new run of this plan; the spec is kept in the experiment as <see cref="SpecCopyName"/> so the run can be resumed.</summary>
     public Tuner CreateTuner(Action<ExperimentSnapshot>? onSnapshot = null, ILoggerFactory? loggerFactory = null) =>
-        new(Trainable, Space, Tune, Run with { OnSnapshot = onSnapshot }, Registry, loggerFactory);
+        new(Trainable, Space, Tune, Run with { OnSnapshot = onSnapshot, ExperimentFiles = new Dictionary<string, string> { [SpecCopyName] = SpecText } }, Registry, loggerFactory);
 
     /// <summary>A tuner continuing this plan's experiment in <paramref name="experimentPath"/>.</summary>
     public Tuner RestoreTuner(string experimentPath, ResumeOptions resume, Action<ExperimentSnapshot>? onSnapshot = null, ILoggerFactory? loggerFactory = null) =>
