@@ -255,8 +255,9 @@ public sealed class Tuner
         }
         catch
         {
+            // Only the lock's holder may remove the folder: a process refused the lock may have raced the owner to create it.
+            if (owner is not null && created && _restorePath is null) TryDelete(ExperimentPath);
             owner?.Dispose();
-            if (created && _restorePath is null) TryDelete(ExperimentPath);
             throw;
         }
     }
