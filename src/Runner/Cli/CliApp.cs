@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Spectre.Console;
 using TorchTrials.Cli.Commands;
+using TorchTrials.Runner.Store;
 
 namespace TorchTrials.Cli;
 
@@ -47,6 +48,12 @@ public static class CliApp
         catch (CliInputException e)
         {
             foreach (var line in e.Lines) console.MarkupLineInterpolated($"[red]error:[/] {line}");
+            return ExitCodes.BadInput;
+        }
+        catch (ExperimentOpenException e)
+        {
+            // Owned by another process, damaged, already there: the experiment cannot be opened as asked, and nothing was changed.
+            console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
             return ExitCodes.BadInput;
         }
         catch (Exception e) when (e is not OutOfMemoryException)

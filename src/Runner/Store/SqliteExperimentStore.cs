@@ -44,11 +44,13 @@ public sealed class SqliteExperimentStore : IExperimentStore
     private Statements? _statements;
     private bool _indexed;
     private bool _disposed;
+    private readonly bool _readOnly;
 
-    private SqliteExperimentStore(string directory, SqliteConnection connection)
+    private SqliteExperimentStore(string directory, SqliteConnection connection, bool readOnly = false)
     {
         Directory = directory;
         _connection = connection;
+        _readOnly = readOnly;
         _writer = new Thread(WriteBatches) { IsBackground = true, Name = "torchtrials-store" };
         _writer.Start();
     }
@@ -83,6 +85,61 @@ public sealed class SqliteExperimentStore : IExperimentStore
         }
         return new SqliteExperimentStore(directory, connection);
     }
+
+    /// <summary>
+    /// Opens the store of the experiment in <paramref name="directory"/> for reading only, while its owner may be writing:
+    /// nothing is created, migrated or checkpointed. Without a <c>-wal</c> file the database file is complete and is opened
+    /// immutable, since SQLite would otherwise create <c>-wal</c> and <c>-shm</c> files even for a read-only connection; with
+    /// one (a live or killed owner) it is opened read-only so the log is read too. Throws
+    /// <see cref="ExperimentOpenException"/> naming the file when it is missing, empty or not a TorchTrials store.
+    /// </summary>
+    public static SqliteExperimentStore OpenReadOnly(string directory)
+    {
+        var path = Path.GetFullPath(Path.Combine(directory, FileName));
+        if (!File.Exists(path)) throw new ExperimentOpenException($"'{directory}' holds no experiment (no {FileName})");
+        if (new FileInfo(path).Length == 0) throw new ExperimentOpenException($"'{path}' is damaged: the file is empty (0 bytes)");
+        bool immutable = !File.Exists(path + "-wal");
+        var uri = new Uri(path).AbsoluteUri + (immutable ? "?immutable=1" : "?mode=ro");
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = uri, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+        try
+        {
+            connection.Open();
+            using var cmd = connection.CreateCommand();
+            cmd.CommandText = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('experiment', 'trials', 'results', 'status_changes', 'decisions', 'checkpoints')";
+            if ((long)cmd.ExecuteScalar()! != 6) throw new ExperimentOpenException($"'{path}' is damaged: it is an SQLite database without the tables of a TorchTrials experiment");
+        }
+        catch (SqliteException e)
+        {
+            connection.Dispose();
+            throw Damaged(path, e);
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+        return new SqliteExperimentStore(directory, connection, readOnly: true);
+    }
+
+    /// <summary>
+    /// The experiment stored in <paramref name="directory"/>, read without changing any file; throws
+    /// <see cref="ExperimentOpenException"/> naming the file when it is damaged (empty, truncated, not a database) or holds no experiment.
+    /// </summary>
+    public static StoredExperiment Inspect(string directory)
+    {
+        using var store = OpenReadOnly(directory);
+        try
+        {
+            return store.Load() ?? throw new ExperimentOpenException($"'{Path.Combine(directory, FileName)}' holds no experiment (no trials and no state)");
+        }
+        catch (SqliteException e)
+        {
+            throw Damaged(Path.GetFullPath(Path.Combine(directory, FileName)), e);
+        }
+    }
+
+    private static ExperimentOpenException Damaged(string path, SqliteException e) =>
+        new($"'{path}' is damaged: {e.Message.Replace("SQLite Error ", "SQLite error ", StringComparison.Ordinal).ReplaceLineEndings(" ")}", e);
 
     /// <summary>True when <paramref name="directory"/> holds an experiment store.</summary>
     public static bool Exists(string directory) => File.Exists(Path.Combine(directory, FileName));
@@ -344,7 +401,7 @@ public sealed class SqliteExperimentStore : IExperimentStore
     /// <summary>The per-trial index of results, built when results are first read (appending stays index-free).</summary>
     private void EnsureResultIndex()
     {
-        if (_indexed) return;
+        if (_indexed || _readOnly) return;
         using var cmd = _connection.CreateCommand();
         cmd.CommandText = "CREATE INDEX IF NOT EXISTS results_by_trial ON results (trial_id, iteration)";
         cmd.ExecuteNonQuery();
@@ -456,6 +513,7 @@ public sealed class SqliteExperimentStore : IExperimentStore
 
     private void QueueTrialState(Trial trial)
     {
+        ThrowIfReadOnly();
         lock (_gate)
         {
             // Only the newest state of a trial matters within one commit: it is encoded when the batch is taken.
@@ -467,7 +525,13 @@ public sealed class SqliteExperimentStore : IExperimentStore
 
     private void Queue(Write write)
     {
+        ThrowIfReadOnly();
         lock (_gate) _pending.Add(write);
+    }
+
+    private void ThrowIfReadOnly()
+    {
+        if (_readOnly) throw new InvalidOperationException($"the store in '{Directory}' was opened read-only");
     }
 
     private static double Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;

@@ -38,8 +38,9 @@ internal static class SweepRunner
         try
         {
             var tuner = createTuner(snapshot => snapshots.Writer.TryWrite(snapshot));
-            console.WriteLine($"Experiment directory: {tuner.ExperimentPath}");
+            // Throws at once when the experiment cannot be opened (owned by another process, damaged): one line, nothing else.
             var fit = tuner.FitAsync(cancel.Token);
+            console.WriteLine($"Experiment directory: {tuner.ExperimentPath}");
             Show(console, plain, snapshots.Reader, fit);
 
             ResultGrid grid;
