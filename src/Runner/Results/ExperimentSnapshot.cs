@@ -72,7 +72,7 @@ public sealed class SnapshotPublisher(
             double? bestValue = metric is not null && t.MetricAnalysis.TryGetValue(metric, out var summary)
                 ? (mode == MetricMode.Min ? summary.Min : summary.Max)
                 : null;
-            var shown = t.EvaluatedParams.Count > 0 ? t.EvaluatedParams : (IEnumerable<KeyValuePair<string, object?>>)t.Config;
+            var shown = t.EvaluatedParams.Count > 0 ? InSpecOrder(t) : (IEnumerable<KeyValuePair<string, object?>>)t.Config;
             rows.Add(new TrialRow(
                 t.Id, t.Status,
                 shown.Select(kv => new KeyValuePair<string, string>(kv.Key, TrialConfig.Format(kv.Value))).ToList(),
@@ -87,5 +87,14 @@ public sealed class SnapshotPublisher(
         }
         var counts = Enum.GetValues<TrialStatus>().ToDictionary(s => s, s => rows.Count(r => r.Status == s));
         return new ExperimentSnapshot(name, _clock.Elapsed, rows, counts, allocator.DescribeUsage(), metric, mode, best, finished);
+    }
+
+    /// <summary>The searched hyperparameters in the order of the config (the spec's order); evaluated params are a hash map.</summary>
+    private static IEnumerable<KeyValuePair<string, object?>> InSpecOrder(Trial trial)
+    {
+        var position = trial.Config.Keys.Select((key, index) => (key, index)).ToDictionary(x => x.key, x => x.index, StringComparer.Ordinal);
+        return trial.EvaluatedParams
+            .OrderBy(kv => position.GetValueOrDefault(kv.Key, int.MaxValue))
+            .ThenBy(kv => kv.Key, StringComparer.Ordinal);
     }
 }

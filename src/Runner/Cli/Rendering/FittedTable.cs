@@ -51,6 +51,12 @@ internal static class FittedTable
         return sb.Append('…').ToString();
     }
 
+    /// <summary>A number with a fraction in four significant digits (0.001235), other values as they are.</summary>
+    public static string Compact(string value) =>
+        value.Contains('.') && double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var d)
+            ? d.ToString("G4", System.Globalization.CultureInfo.InvariantCulture)
+            : value;
+
     public static IReadOnlyList<string> Render(IReadOnlyList<FitColumn> columns, int rowCount, int width)
     {
         var plan = Fit(columns, width);

@@ -58,12 +58,19 @@ internal static class ProgressView
     {
         var title = $"[bold]{Markup.Escape(FittedTable.Truncate(snapshot.Name, width))}[/]";
         int used = Math.Min(FittedTable.Width(snapshot.Name), width);
-        var parts = new List<string> { $"{snapshot.Elapsed:hh\\:mm\\:ss}" + (snapshot.Finished ? " finished" : "") };
+        // Each part in its longest form that fits; the best result goes before the elapsed time when both do not.
+        var time = $"{snapshot.Elapsed:hh\\:mm\\:ss}";
+        var parts = new List<string[]> { new[] { time + (snapshot.Finished ? " finished" : ""), time } };
         if (snapshot.Best is { BestMetric: { } v } best)
-            parts.Add($"best {snapshot.Metric} {Number(v)} ({best.TrialId}, {best.Status.ToString().ToLowerInvariant()})");
-        foreach (var part in parts)
         {
-            if (used + 2 + FittedTable.Width(part) > width) break;
+            var value = $"best {snapshot.Metric} {Number(v)}";
+            parts.Add(new[] { $"{value} ({best.TrialId}, {best.Status.ToString().ToLowerInvariant()})", $"{value} ({best.TrialId})", value });
+        }
+        if (parts.Count == 2 && used + 4 + parts[1][1].Length + parts[0][1].Length > width) parts.RemoveAt(0);
+        foreach (var forms in parts)
+        {
+            var part = forms.FirstOrDefault(f => used + 2 + FittedTable.Width(f) <= width);
+            if (part is null) break;
             title += "  " + Markup.Escape(part);
             used += 2 + FittedTable.Width(part);
         }
@@ -103,7 +110,9 @@ internal static class ProgressView
         int runningShown = rows.Count(r => r.Status == TrialStatus.Running);
         var what = runningShown < running
             ? $"{runningShown} of {running} running shown"
-            : snapshot.Metric is null ? "running shown first" : $"running and top {rows.Count - runningShown} by {snapshot.Metric} shown";
+            : snapshot.Metric is null ? "running shown first"
+            : running > 0 ? $"running and top {rows.Count - runningShown} by {snapshot.Metric} shown"
+            : $"top {rows.Count} by {snapshot.Metric} shown";
         var full = $"… {hidden} more {(hidden == 1 ? "trial" : "trials")} ({what})";
         return FittedTable.Width(full) <= width ? full : FittedTable.Truncate($"… {hidden} more", width);
     }
@@ -126,24 +135,18 @@ internal static class ProgressView
         for (int k = 0; k < keys.Count; k++)
         {
             var key = keys[k];
-            columns.Add(new FitColumn(key, values.Select(v => Compact(v.GetValueOrDefault(key, ""))).ToList()) { Priority = 10 + k, RightAligned = true });
+            columns.Add(new FitColumn(key, values.Select(v => FittedTable.Compact(v.GetValueOrDefault(key, ""))).ToList()) { Priority = 10 + k, RightAligned = true });
         }
         columns.Add(new FitColumn("iter", rows.Select(r => r.Iteration.ToString(CultureInfo.InvariantCulture)).ToList()) { RightAligned = true });
         if (snapshot.Metric is { } metric)
         {
             columns.Add(new FitColumn(metric, rows.Select(r => r.Metric is { } m ? Number(m) : "").ToList()) { RightAligned = true });
-            columns.Add(new FitColumn("best", rows.Select(r => r.BestMetric is { } m ? Number(m) : "").ToList()) { Priority = 40, RightAligned = true });
+            columns.Add(new FitColumn("best", rows.Select(r => r.BestMetric is { } m ? Number(m) : "").ToList()) { Priority = 1, RightAligned = true });
         }
         columns.Add(new FitColumn("time (s)", rows.Select(r => r.TimeTotalS.ToString("0.0", CultureInfo.InvariantCulture)).ToList()) { Priority = 50, RightAligned = true });
         columns.Add(new FitColumn("resources", rows.Select(r => r.Resources).ToList()) { Priority = 60 });
         return columns;
     }
-
-    /// <summary>A hyperparameter in four significant digits (0.001235), other values as they are.</summary>
-    private static string Compact(string value) =>
-        value.Contains('.') && double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var d)
-            ? d.ToString("G4", CultureInfo.InvariantCulture)
-            : value;
 
     /// <summary>Lays the snapshot out for the size it is rendered at, so a resized terminal gets a table that fits it.</summary>
     private sealed class Fitted(ExperimentSnapshot snapshot) : Renderable

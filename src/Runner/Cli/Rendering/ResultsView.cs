@@ -45,14 +45,14 @@ internal static class ResultsView
         for (int k = 0; k < keys.Count; k++)
         {
             var key = keys[k];
-            columns.Add(new FitColumn(key, rows.Select(t => t.Config.TryGetValue(key, out var v) ? TrialConfig.Format(v) : "").ToList()) { Priority = 10 + k, RightAligned = true });
+            columns.Add(new FitColumn(key, rows.Select(t => t.Config.TryGetValue(key, out var v) ? FittedTable.Compact(TrialConfig.Format(v)) : "").ToList()) { Priority = 10 + k, RightAligned = true });
         }
         columns.Add(new FitColumn("iter", rows.Select(t => (t.LastResult?.TrainingIteration ?? 0).ToString(CultureInfo.InvariantCulture)).ToList()) { RightAligned = true });
         if (grid.Metric is { } metric)
         {
             columns.Add(new FitColumn(metric, rows.Select(t => t.LastResult is { } r && r.TryGetDouble(metric, out var v) ? Number(v) : "").ToList()) { RightAligned = true });
             if (grid.Mode is { } mode)
-                columns.Add(new FitColumn("best", rows.Select(t => t.Score(metric, mode, MetricScope.All) is { } s ? Number(mode == MetricMode.Min ? -s : s) : "").ToList()) { Priority = 40, RightAligned = true });
+                columns.Add(new FitColumn("best", rows.Select(t => t.Score(metric, mode, MetricScope.All) is { } s ? Number(mode == MetricMode.Min ? -s : s) : "").ToList()) { Priority = 1, RightAligned = true });
         }
         if (rows.Any(t => t.Error is not null))
             columns.Add(new FitColumn("error", rows.Select(t => FirstLine(t.Error ?? "")).ToList()) { Priority = 5, MinWidth = 12 });
@@ -78,8 +78,15 @@ internal static class ResultsView
         var value = grid.Mode == MetricMode.Min ? summary.Min : summary.Max;
         var last = summary.Last != value ? $", last {Number(summary.Last)}" : "";
         console.WriteLine($"Best trial: {best.TrialId} {grid.Metric}={Number(value)}{last} ({best.Config})");
-        console.WriteLine($"  log directory: {best.LogDirectory}");
-        console.WriteLine($"  checkpoint: {best.CheckpointPath ?? "(none saved to disk: set checkpoint.frequency or checkpoint.at_end)"}");
+        WriteWhole(console, $"  log directory: {best.LogDirectory}");
+        WriteWhole(console, $"  checkpoint: {best.CheckpointPath ?? "none on disk (set checkpoint.frequency or checkpoint.at_end)"}");
+    }
+
+    /// <summary>A line with a path, never broken by Spectre (a terminal may wrap it, but copying it gives one line).</summary>
+    private static void WriteWhole(IAnsiConsole console, string line)
+    {
+        if (FittedTable.Width(line) <= console.Profile.Width) console.WriteLine(line);
+        else console.Profile.Out.Writer.WriteLine(line);
     }
 
     private static string FirstLine(string text) => text.Split('\n')[0].TrimEnd('\r');

@@ -181,6 +181,18 @@ public class ProgressViewTests(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_long_experiment_name_leaves_room_for_the_best_result_in_the_title()
+    {
+        // The CLI names an experiment by spec and start time when the spec has no name.
+        var snapshot = Sweep(running: 2, pending: 5, terminated: 9, stopped: 3, errors: 1) with { Name = "digits-mlp_2026-12-01_23-47-14" };
+
+        var title = Screen(snapshot, 80, 24)[0];
+
+        Assert.StartsWith("digits-mlp_2026-12-01_23-47-14  ", title);
+        Assert.Contains($"best val_accuracy {snapshot.Best!.BestMetric!.Value.ToString("0.0000", CultureInfo.InvariantCulture)} ({snapshot.Best.TrialId}", title);
+    }
+
+    [Fact]
     public void The_plain_line_has_the_counts_and_the_best_so_far()
     {
         var snapshot = Sweep(running: 2, pending: 5, terminated: 9, stopped: 3, errors: 1);
