@@ -97,4 +97,17 @@ public class ResultsViewTests
         ResultsView.WriteBest(console, new ResultGrid(h.Trials.Select(TrialSummary.Of), dir.Path, "score", MetricMode.Max));
         Assert.StartsWith($"Best trial: a score=0.9000, last {(0.9 * 0.4).ToString("0.0000", CultureInfo.InvariantCulture)}", console.Lines[0]);
     }
+
+    [Fact]
+    public void A_snapshot_lists_the_searched_hyperparameters_in_the_order_of_the_spec()
+    {
+        var keys = new[] { "lr", "width", "depth", "dropout", "batch_size" };
+        var config = TrialConfig.From(("lr", 0.001), ("width", 64), ("depth", 2), ("dropout", 0.1), ("batch_size", 32), ("epochs", 3));
+        var trial = new Trial("curve", config, trialId: "a", evaluatedParams: keys.ToDictionary(k => k, k => config[k]));
+        var allocator = new TorchTrials.Gpu.DeviceSlotAllocator(TorchTrials.Gpu.DeviceInventory.Simulated(1, 0, 16, null));
+
+        var snapshot = new SnapshotPublisher("x", allocator, "score", MetricMode.Max, TimeSpan.Zero, _ => { }).Build(new[] { trial }, finished: false);
+
+        Assert.Equal(keys, snapshot.Trials.Single().Params.Select(p => p.Key));
+    }
 }
