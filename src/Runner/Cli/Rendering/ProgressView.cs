@@ -43,12 +43,18 @@ internal static class ProgressView
         return lines;
     }
 
-    /// <summary>One status line, for logs and redirected output.</summary>
-    public static string Line(ExperimentSnapshot snapshot)
+    /// <summary>
+    /// One status line, for logs and redirected output; on a terminal of <paramref name="width"/> columns the resources
+    /// and then the best trial's id give way so that it stays one line, and where even that is too wide only the resources.
+    /// </summary>
+    public static string Line(ExperimentSnapshot snapshot, int width = int.MaxValue)
     {
-        var best = snapshot.Best is { BestMetric: { } v } b ? $" | best {snapshot.Metric}={Number(v)} ({b.TrialId})" : "";
-        var counts = StatusWords.CountsLine(snapshot.Trials.Select(t => (t.Status, t.StoppedBy)).ToList());
-        return $"[{snapshot.Elapsed:hh\\:mm\\:ss}] {counts}{best} | {snapshot.ResourceUsage}";
+        var head = $"[{snapshot.Elapsed:hh\\:mm\\:ss}] {StatusWords.CountsLine(snapshot.Trials.Select(t => (t.Status, t.StoppedBy)).ToList())}";
+        var best = snapshot.Best is { BestMetric: { } v } b ? new[] { $" | best {snapshot.Metric}={Number(v)} ({b.TrialId})", $" | best {Number(v)}" } : new[] { "" };
+        var usage = $" | {snapshot.ResourceUsage}";
+        foreach (var line in new[] { head + best[0] + usage, head + best[0] }.Concat(best.Skip(1).Select(shorter => head + shorter)))
+            if (FittedTable.Width(line) <= width) return line;
+        return head + best[0];
     }
 
     private static string Number(double value) => value.ToString("0.0000", CultureInfo.InvariantCulture);

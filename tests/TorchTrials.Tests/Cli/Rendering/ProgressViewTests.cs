@@ -201,5 +201,21 @@ public class ProgressViewTests(Xunit.Abstractions.ITestOutputHelper output)
 
         Assert.Contains("20 trials: 2 running, 5 pending, 9 terminated, 3 stopped by ASHA, 1 error", line);
         Assert.Contains($"best val_accuracy={snapshot.Best!.BestMetric!.Value.ToString("0.0000", CultureInfo.InvariantCulture)} ({snapshot.Best.TrialId})", line);
+        Assert.EndsWith(snapshot.ResourceUsage, line);
+    }
+
+    [Fact]
+    public void On_an_80_column_terminal_the_plain_line_gives_up_the_resources_then_the_best_trials_id_to_stay_one_line()
+    {
+        var small = Sweep(running: 2, pending: 1, terminated: 5, stopped: 0, errors: 0);
+        var large = Sweep(running: 2, pending: 5, terminated: 9, stopped: 3, errors: 1);
+
+        var fits = ProgressView.Line(small, 80);
+        var tooLong = ProgressView.Line(large, 80);
+
+        Assert.True(fits.Length <= 80, fits);
+        Assert.EndsWith($"] 8 trials: 2 running, 1 pending, 5 terminated | best {small.Best!.BestMetric!.Value.ToString("0.0000", CultureInfo.InvariantCulture)}", fits);
+        // The counts alone take 84 columns: the line keeps them and the best trial, and wraps between words.
+        Assert.EndsWith($"1 error | best val_accuracy={large.Best!.BestMetric!.Value.ToString("0.0000", CultureInfo.InvariantCulture)} ({large.Best.TrialId})", tooLong);
     }
 }
