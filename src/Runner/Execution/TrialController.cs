@@ -116,7 +116,7 @@ public sealed class TrialController : ITrialControl, IDisposable
     private readonly Dictionary<string, Trial> _byId = new(StringComparer.Ordinal);
     private readonly OrderedTrialSet _pending = new();
     private readonly OrderedTrialSet _paused = new();
-    private readonly Dictionary<Trial, SchedulerDecision> _cachedDecisions = new();
+    private readonly Dictionary<Trial, (SchedulerDecision Decision, string? StoppedBy, string Reason)> _cachedDecisions = new();
     private readonly Queue<(Trial Trial, Exception Error)> _lostTrials = new();
     private readonly TrainableRegistry _registry;
     private (Trial? Trial, TrialResult? Result) _routing;
@@ -404,13 +404,17 @@ public sealed class TrialController : ITrialControl, IDisposable
         }
     }
 
-    public void StopTrial(Trial trial)
+    /// <summary>Stops a trial on the scheduler's request (this is its <see cref="ITrialControl"/> handle): recorded as stopped by it.</summary>
+    public void StopTrial(Trial trial) => StopTrial(trial, _scheduler.GetType().Name);
+
+    private void StopTrial(Trial trial, string stoppedBy)
     {
         switch (trial.Status)
         {
             case TrialStatus.Pending or TrialStatus.Paused:
                 trial.Checkpoints.ReleaseMemory();
-                SetStatus(trial, TrialStatus.Terminated, "stopped while waiting");
+                trial.StoppedBy = stoppedBy;
+                SetStatus(trial, TrialStatus.Terminated, $"stopped by {stoppedBy} while waiting");
                 _scheduler.OnTrialRemove(this, trial);
                 _search.OnTrialComplete(trial.Id, trial.LastResult, TrialOutcome.Pruned);
                 foreach (var cb in _callbacks) cb.OnTrialComplete(_iteration, _trials, trial);
@@ -421,7 +425,8 @@ public sealed class TrialController : ITrialControl, IDisposable
                 trial.IsSaving = false;
                 trial.IsRestoring = false;
                 trial.Checkpoints.ReleaseMemory();
-                SetStatus(trial, TrialStatus.Terminated, "stopped");
+                trial.StoppedBy = stoppedBy;
+                SetStatus(trial, TrialStatus.Terminated, $"stopped by {stoppedBy}");
                 _scheduler.OnTrialComplete(this, trial, trial.LastResult);
                 _search.OnTrialComplete(trial.Id, trial.LastResult, TrialOutcome.Pruned);
                 foreach (var cb in _callbacks) cb.OnTrialComplete(_iteration, _trials, trial);
@@ -676,18 +681,20 @@ public sealed class TrialController : ITrialControl, IDisposable
     private SchedulerDecision? ProcessResult(Trial trial, TrialResult result)
     {
         SchedulerDecision decision;
+        string? decidedBy = null;
+        string stopReason = "completed";
         if (result.IsDuplicate)
         {
             result = (trial.LastResult ?? result) with { Done = true };
             trial.LastResult = result;
             decision = SchedulerDecision.Stop;
+            stopReason = "completed (done)";
             _scheduler.OnTrialComplete(this, trial, result);
             _search.OnTrialComplete(trial.Id, result, TrialOutcome.Completed);
         }
         else
         {
             result = result with { TrialId = trial.Id, ExperimentTag = trial.ExperimentTag };
-            string? decidedBy = null;
             bool stop;
             try
             {
@@ -696,9 +703,14 @@ public sealed class TrialController : ITrialControl, IDisposable
                     stop = true;
                     decidedBy = _stopper.GetType().Name;
                 }
+                else if (trial.StopCriterion(result) is { } criterion)
+                {
+                    stop = true;
+                    stopReason = $"completed ({criterion})";
+                }
                 else
                 {
-                    stop = trial.ShouldStop(result);
+                    stop = false;
                 }
             }
             catch (KeyNotFoundException e)
@@ -760,10 +772,10 @@ public sealed class TrialController : ITrialControl, IDisposable
 
         if (trial.IsSaving)
         {
-            _cachedDecisions[trial] = decision;
+            _cachedDecisions[trial] = (decision, decidedBy, decidedBy is null ? stopReason : $"stopped by {decidedBy}");
             return null;
         }
-        ExecuteDecision(trial, decision);
+        ExecuteDecision(trial, decision, decidedBy, decidedBy is null ? stopReason : $"stopped by {decidedBy}");
         return decision;
     }
 
@@ -790,14 +802,16 @@ public sealed class TrialController : ITrialControl, IDisposable
         _store.CheckpointSaved(trial, checkpoint);
         _store.TrialChanged(trial);
         foreach (var cb in _callbacks) cb.OnCheckpoint(_iteration, _trials, trial, checkpoint);
-        if (_cachedDecisions.Remove(trial, out var decision))
+        if (_cachedDecisions.Remove(trial, out var cached))
         {
-            ExecuteDecision(trial, decision);
+            var decision = cached.Decision;
+            ExecuteDecision(trial, decision, cached.StoppedBy, cached.Reason);
             if (decision == SchedulerDecision.Continue && trial.Status == TrialStatus.Running) _executor.ContinueTraining(trial, StepsFor(trial));
         }
     }
 
-    private void ExecuteDecision(Trial trial, SchedulerDecision decision)
+    /// <param name="stoppedBy">For a stop: the scheduler or stopper that decided it, null when the trial met its own criteria.</param>
+    private void ExecuteDecision(Trial trial, SchedulerDecision decision, string? stoppedBy, string stopReason)
     {
         if (trial.Status != TrialStatus.Running) return;
         switch (decision)
@@ -808,7 +822,8 @@ public sealed class TrialController : ITrialControl, IDisposable
             case SchedulerDecision.Stop:
                 _executor.Stop(trial, error: false);
                 trial.Checkpoints.ReleaseMemory();
-                SetStatus(trial, TrialStatus.Terminated, "completed");
+                trial.StoppedBy = stoppedBy;
+                SetStatus(trial, TrialStatus.Terminated, stopReason);
                 foreach (var cb in _callbacks) cb.OnTrialComplete(_iteration, _trials, trial);
                 break;
         }
@@ -854,7 +869,7 @@ public sealed class TrialController : ITrialControl, IDisposable
         if (_options.FailFast != FailFastMode.StopAll) return;
         _search.SetFinished();
         foreach (var trial in _trials.Where(t => t.Status is TrialStatus.Pending or TrialStatus.Paused or TrialStatus.Running).ToList())
-            StopTrial(trial);
+            StopTrial(trial, "fail_fast");
     }
 
     private void RecordError(Trial trial, Exception error)
@@ -872,7 +887,7 @@ public sealed class TrialController : ITrialControl, IDisposable
         if (!_stopper.ShouldStopAll()) return;
         _search.SetFinished();
         foreach (var trial in _trials.Where(t => t.Status is TrialStatus.Pending or TrialStatus.Paused or TrialStatus.Running).ToList())
-            StopTrial(trial);
+            StopTrial(trial, _stopper.GetType().Name);
     }
 
     private void MaybeFlush()
@@ -898,6 +913,7 @@ public sealed class TrialController : ITrialControl, IDisposable
         if (!wasFinished && isFinished) _unfinished--;
         if (wasFinished && !isFinished) _unfinished++;
         trial.Status = status;
+        if (status != TrialStatus.Terminated) trial.StoppedBy = null;
         switch (status)
         {
             case TrialStatus.Pending: _pending.Add(trial); break;

@@ -7,6 +7,9 @@ using TorchTrials.Trainables;
 namespace TorchTrials.Runner.Results;
 
 /// <summary>A trial as a progress table shows it.</summary>
+/// <param name="Metric">The experiment's metric in the trial's last result.</param>
+/// <param name="BestMetric">The best value of the metric over all the trial's results (by the experiment's mode).</param>
+/// <param name="StoppedBy">Who stopped a terminated trial before its own criteria (see <see cref="Trial.StoppedBy"/>).</param>
 public sealed record TrialRow(
     string TrialId,
     TrialStatus Status,
@@ -15,9 +18,12 @@ public sealed record TrialRow(
     double? Metric,
     string Resources,
     double TimeTotalS,
-    string? Error);
+    string? Error,
+    double? BestMetric = null,
+    string? StoppedBy = null);
 
 /// <summary>An immutable picture of the experiment, pushed to renderers; they never touch the controller's objects.</summary>
+/// <param name="Best">The trial with the best <see cref="TrialRow.BestMetric"/>: the best result so far, which never goes down.</param>
 public sealed record ExperimentSnapshot(
     string Name,
     TimeSpan Elapsed,
@@ -63,19 +69,32 @@ public sealed class SnapshotPublisher(
         foreach (var t in trials)
         {
             double? value = metric is not null && t.LastResult is { } r && r.TryGetDouble(metric, out var v) ? v : null;
-            var shown = t.EvaluatedParams.Count > 0 ? t.EvaluatedParams : (IEnumerable<KeyValuePair<string, object?>>)t.Config;
+            double? bestValue = metric is not null && t.MetricAnalysis.TryGetValue(metric, out var summary)
+                ? (mode == MetricMode.Min ? summary.Min : summary.Max)
+                : null;
+            var shown = t.EvaluatedParams.Count > 0 ? InSpecOrder(t) : (IEnumerable<KeyValuePair<string, object?>>)t.Config;
             rows.Add(new TrialRow(
                 t.Id, t.Status,
                 shown.Select(kv => new KeyValuePair<string, string>(kv.Key, TrialConfig.Format(kv.Value))).ToList(),
-                t.LastResult?.TrainingIteration ?? 0, value, t.Resources.ToString(), t.LastResult?.TimeTotalS ?? 0, t.ErrorMessage));
+                t.LastResult?.TrainingIteration ?? 0, value, t.Resources.ToString(), t.LastResult?.TimeTotalS ?? 0, t.ErrorMessage,
+                bestValue, t.Status == TrialStatus.Terminated ? t.StoppedBy : null));
         }
         TrialRow? best = null;
         if (metric is not null)
         {
             var sign = mode == MetricMode.Min ? -1.0 : 1.0;
-            best = rows.Where(r => r.Metric is not null).MaxBy(r => sign * r.Metric!.Value);
+            best = rows.Where(r => r.BestMetric is not null).MaxBy(r => sign * r.BestMetric!.Value);
         }
         var counts = Enum.GetValues<TrialStatus>().ToDictionary(s => s, s => rows.Count(r => r.Status == s));
         return new ExperimentSnapshot(name, _clock.Elapsed, rows, counts, allocator.DescribeUsage(), metric, mode, best, finished);
+    }
+
+    /// <summary>The searched hyperparameters in the order of the config (the spec's order); evaluated params are a hash map.</summary>
+    private static IEnumerable<KeyValuePair<string, object?>> InSpecOrder(Trial trial)
+    {
+        var position = trial.Config.Keys.Select((key, index) => (key, index)).ToDictionary(x => x.key, x => x.index, StringComparer.Ordinal);
+        return trial.EvaluatedParams
+            .OrderBy(kv => position.GetValueOrDefault(kv.Key, int.MaxValue))
+            .ThenBy(kv => kv.Key, StringComparer.Ordinal);
     }
 }

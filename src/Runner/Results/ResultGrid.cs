@@ -37,6 +37,9 @@ public sealed record TrialSummary
 
     public string? Error { get; init; }
     public string? ErrorFile { get; init; }
+
+    /// <summary>Who stopped a terminated trial before its own criteria (see <see cref="Trial.StoppedBy"/>); null otherwise.</summary>
+    public string? StoppedBy { get; init; }
     public int NumFailures { get; init; }
 
     /// <summary>The value of <paramref name="metric"/> under <paramref name="scope"/>, signed so that larger is better for <paramref name="mode"/>.</summary>
@@ -65,6 +68,7 @@ public sealed record TrialSummary
         CheckpointPath = (trial.Checkpoints.Best.FirstOrDefault() ?? trial.Checkpoints.NewestPersistent as PersistentCheckpoint)?.Directory,
         Error = trial.ErrorMessage,
         ErrorFile = trial.ErrorFile,
+        StoppedBy = trial.Status == TrialStatus.Terminated ? trial.StoppedBy : null,
         NumFailures = trial.NumFailures,
     };
 }

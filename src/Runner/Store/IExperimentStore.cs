@@ -111,6 +111,7 @@ public static class TrialStateCodec
             w.WriteNumber("num_failures", trial.NumFailures);
             w.WriteString("restore_path", trial.RestorePath);
             w.WriteString("status", trial.Status.ToString());
+            if (trial.StoppedBy is { } stoppedBy) w.WriteString("stopped_by", stoppedBy);
             if (trial.LastResult is { } last)
             {
                 w.WritePropertyName("last_result");
@@ -193,6 +194,7 @@ public static class TrialStateCodec
         trial.Sequence = s["sequence"]?.GetValue<long>() ?? 0;
         trial.NumFailures = s["num_failures"]?.GetValue<int>() ?? 0;
         trial.Status = stored.Status;
+        trial.StoppedBy = s["stopped_by"]?.GetValue<string>();
         trial.LogDirectory = s["logdir"]?.GetValue<string>();
         trial.ErrorMessage = s["error_message"]?.GetValue<string>();
         trial.ErrorFile = s["error_file"]?.GetValue<string>();

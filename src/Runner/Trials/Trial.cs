@@ -123,6 +123,12 @@ public sealed class Trial
 
     public TrialResult? LastResult { get; internal set; }
 
+    /// <summary>
+    /// For a TERMINATED trial: the scheduler or stopper (type name, as in the store's decisions) that stopped it before its
+    /// own stopping criteria, or "fail_fast"; null when it completed by its criteria or reported done.
+    /// </summary>
+    public string? StoppedBy { get; internal set; }
+
     public string? LogDirectory { get; internal set; }
 
     public string? ErrorMessage { get; internal set; }
@@ -171,16 +177,19 @@ public sealed class Trial
     internal void SetResourcesFromController(Resources resources) => _resources = resources;
 
     /// <summary>True when <paramref name="result"/> ends the trial: it says done, or a stopping criterion is reached.</summary>
-    public bool ShouldStop(TrialResult result)
+    public bool ShouldStop(TrialResult result) => StopCriterion(result) is not null;
+
+    /// <summary>What ends the trial after <paramref name="result"/> ("done", "training_iteration >= 15"), or null when nothing does.</summary>
+    public string? StopCriterion(TrialResult result)
     {
-        if (result.Done) return true;
+        if (result.Done) return "done";
         foreach (var (key, threshold) in Stop)
         {
             if (!result.TryGetDouble(key, out var value))
                 throw new KeyNotFoundException($"Stopping criterion '{key}' not provided in the result of trial {Id}. Keys are: {string.Join(", ", result.Keys)}");
-            if (value >= threshold) return true;
+            if (value >= threshold) return $"{key} >= {threshold.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
         }
-        return false;
+        return null;
     }
 
     /// <summary>Periodic or final checkpoint due after the last result (Ray's should_checkpoint).</summary>

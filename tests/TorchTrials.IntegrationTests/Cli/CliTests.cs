@@ -48,7 +48,7 @@ public class CliTests : IDisposable
     {
         var (code, output) = Cli("run", Spec(FakeSweep), "--results-dir", Path.Combine(_dir, "results"));
         Assert.Equal(ExitCodes.Success, code);
-        Assert.Contains("3 trials (3 TERMINATED)", output);
+        Assert.Contains("3 trials: 3 terminated", output);
         Assert.Contains("Best trial:", output);
         var experiment = Path.Combine(_dir, "results", "fake");
         Assert.True(File.Exists(Path.Combine(experiment, "spec.yaml")));
@@ -57,7 +57,7 @@ public class CliTests : IDisposable
 
         var (statusCode, status) = Cli("status", experiment);
         Assert.Equal(ExitCodes.Success, statusCode);
-        Assert.Contains("3 trials (3 TERMINATED)", status);
+        Assert.Contains("3 trials: 3 terminated", status);
     }
 
     public static TheoryData<string, string> BadSpecs => new()
@@ -122,7 +122,7 @@ public class CliTests : IDisposable
 
         var (code, output) = Cli("run", Spec(FakeSweep), "--results-dir", results);
         Assert.True(code == ExitCodes.Success, output);
-        Assert.Contains("3 trials (3 TERMINATED)", output);
+        Assert.Contains("3 trials: 3 terminated", output);
     }
 
     public static TheoryData<string> Damages => new() { "empty", "truncated", "garbage" };
@@ -254,7 +254,7 @@ public class CliTests : IDisposable
 
         var (code, output) = Cli("resume", experiment);
         Assert.True(code == ExitCodes.Success, output);
-        Assert.Contains("4 trials (4 TERMINATED)", output);
+        Assert.Contains("4 trials: 4 terminated", output);
         using var store = SqliteExperimentStore.Open(experiment);
         var stored = store.Load()!;
         Assert.Equal(4, stored.Trials.Count);

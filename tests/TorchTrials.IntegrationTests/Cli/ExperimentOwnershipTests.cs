@@ -144,7 +144,7 @@ public class ExperimentOwnershipTests : IDisposable
         // Then status shows the live trial, resume is refused with one line naming the owner, and no file changed
         var after = CliTests.FileHashes(experiment, f => !f.EndsWith("-shm", StringComparison.Ordinal));
         Assert.True(statusCode == ExitCodes.Success, status);
-        Assert.Contains("1 trials (1 RUNNING)", status);
+        Assert.Contains("1 trial: 1 running", status);
         Assert.Equal(ExitCodes.BadInput, resumeCode);
         Assert.Contains($"in use by process {owner.Id}", Assert.Single(resumeOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
         Assert.Equal(before, after);

@@ -89,9 +89,9 @@ internal static class SweepRunner
                 if (!WaitForSnapshot(snapshots, fit, out var snapshot)) continue;
                 if (DateTime.UtcNow - last < TimeSpan.FromSeconds(2) && !snapshot.Finished) continue;
                 last = DateTime.UtcNow;
-                console.WriteLine(ProgressView.Line(snapshot));
+                console.WriteLine(ProgressView.Line(snapshot, console.Profile.Width));
             }
-            if (snapshots.TryRead(out var final)) console.WriteLine(ProgressView.Line(final));
+            if (snapshots.TryRead(out var final)) console.WriteLine(ProgressView.Line(final, console.Profile.Width));
             return;
         }
 
