@@ -27,5 +27,11 @@ public interface ITrialCallback
 
     void OnTrialStatusChanged(Trial trial, TrialStatus previous, string reason) { }
 
+    /// <summary>
+    /// A resumed experiment loaded <paramref name="trial"/>; <paramref name="history"/> is its stored results, oldest first,
+    /// already rolled back to where it continues. Derived records (per-trial files) are brought in line with it.
+    /// </summary>
+    void OnTrialResumed(Trial trial, IReadOnlyList<TrialResult> history) { }
+
     void OnExperimentEnd(IReadOnlyList<Trial> trials) { }
 }

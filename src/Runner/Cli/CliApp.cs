@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Spectre.Console;
 using TorchTrials.Cli.Commands;
+using TorchTrials.Runner.Store;
 
 namespace TorchTrials.Cli;
 
@@ -14,7 +15,8 @@ public static class ExitCodes
 
 /// <summary>
 /// The torchtrials command line: run a sweep spec, resume an experiment, show its status, list devices. Bad input exits 2
-/// with one line per problem; a run that fails (for example fail-fast) exits 1; success exits 0.
+/// with one line per problem; a run that fails (for example fail-fast) exits 1; success exits 0; Ctrl-C exits 130 and
+/// SIGTERM 143, both after leaving the running trials resumable.
 /// </summary>
 public static class CliApp
 {
@@ -46,6 +48,12 @@ public static class CliApp
         catch (CliInputException e)
         {
             foreach (var line in e.Lines) console.MarkupLineInterpolated($"[red]error:[/] {line}");
+            return ExitCodes.BadInput;
+        }
+        catch (ExperimentOpenException e)
+        {
+            // Owned by another process, damaged, already there: the experiment cannot be opened as asked, and nothing was changed.
+            console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
             return ExitCodes.BadInput;
         }
         catch (Exception e) when (e is not OutOfMemoryException)

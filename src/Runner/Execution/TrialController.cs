@@ -38,6 +38,9 @@ public sealed record ResumeOptions
 
     /// <summary>Errored trials start again from scratch.</summary>
     public bool RestartErrored { get; init; }
+
+    /// <summary>Receives each problem found in what the killed run left (a damaged checkpoint, named), besides the log.</summary>
+    public Action<string>? OnWarning { get; init; }
 }
 
 /// <summary>Settings of the controller loop.</summary>
@@ -331,9 +334,16 @@ public sealed class TrialController : ITrialControl, IDisposable
         if (stored.State["search_state"] is { } searchState) controller._search.RestoreState(searchState);
         if (stored.State["search_finished"]?.GetValue<bool>() == true) controller._search.SetFinished();
 
+        void Warn(string line)
+        {
+            controller._logger.LogWarning("{Warning}", line);
+            resume.OnWarning?.Invoke(line);
+        }
+        var indexed = stored.Trials.SelectMany(t => t.Checkpoints).Select(c => Path.GetFullPath(c.Path)).ToHashSet(StringComparer.Ordinal);
         foreach (var record in stored.Trials)
         {
-            var trial = TrialStateCodec.Decode(record);
+            var trial = TrialStateCodec.Decode(record, Warn);
+            RemoveUnindexedCheckpoints(trial.LogDirectory ?? Path.Combine(controller.ExperimentDirectory, trial.DirectoryName), trial, indexed);
             var previous = trial.Status;
             switch (trial.Status)
             {
@@ -363,7 +373,35 @@ public sealed class TrialController : ITrialControl, IDisposable
         }
         controller._sequence = Math.Max(controller._sequence, stored.State["trial_sequence"]?.GetValue<long>() ?? 0);
         store.Flush();
+        // The store is the source of truth: callbacks (the per-trial files) catch up with each trial's stored history.
+        foreach (var trial in controller._trials)
+        {
+            if (trial.LogDirectory is null) continue;
+            var history = store.ResultsOf(trial.Id);
+            foreach (var cb in controller._callbacks) cb.OnTrialResumed(trial, history);
+        }
         return controller;
+    }
+
+    /// <summary>
+    /// Removes what a killed run left in a trial's folder that no store record names: half-written checkpoint folders
+    /// (<c>*.tmp-*</c>) and complete ones whose index entry was never committed or was already retired.
+    /// </summary>
+    private static void RemoveUnindexedCheckpoints(string folder, Trial trial, HashSet<string> indexed)
+    {
+        if (!Directory.Exists(folder)) return;
+        foreach (var dir in Directory.EnumerateDirectories(folder, "checkpoint_*"))
+        {
+            var full = Path.GetFullPath(dir);
+            if (indexed.Contains(full) || trial.Checkpoints.ExternalDirectories.Contains(full)) continue;
+            try
+            {
+                Directory.Delete(full, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
     }
 
     public void StopTrial(Trial trial)
@@ -399,6 +437,9 @@ public sealed class TrialController : ITrialControl, IDisposable
         var checkpoint = _executor.SaveToMemory(trial);
         trial.Checkpoints.OnCheckpoint(checkpoint);
         _executor.Stop(trial, error: false);
+        // Stopping drops a save or restore in flight (its event is stale now): as with StopTrial and Interrupt, nothing may wait for it.
+        trial.IsSaving = false;
+        trial.IsRestoring = false;
         SetStatus(trial, TrialStatus.Paused, "paused");
     }
 
@@ -504,6 +545,7 @@ public sealed class TrialController : ITrialControl, IDisposable
     {
         if (!keepSequence || trial.Sequence == 0) trial.Sequence = ++_sequence;
         else _sequence = Math.Max(_sequence, trial.Sequence);
+        trial.Checkpoints.RetirePersistent = checkpoint => _store.CheckpointRetired(trial, checkpoint);
         _trials.Add(trial);
         _byId[trial.Id] = trial;
         if (trial.Status is not (TrialStatus.Terminated or TrialStatus.Error)) _unfinished++;
@@ -548,8 +590,13 @@ public sealed class TrialController : ITrialControl, IDisposable
         }
         if (!started) return;
         trial.StartTime ??= DateTimeOffset.UtcNow;
-        if (checkpoint is not null && trial.LastResult is { } last && checkpoint.TrainingIteration < last.TrainingIteration)
-            _store.ResultsRolledBack(trial, checkpoint.TrainingIteration);
+        // One history per trial: whatever ran past the point it restarts from (its checkpoint, or nothing) is discarded.
+        long restartAt = checkpoint?.TrainingIteration ?? 0;
+        if (trial.LastResult is { } last && restartAt < last.TrainingIteration)
+        {
+            _store.ResultsRolledBack(trial, restartAt);
+            if (checkpoint is null) trial.LastResult = null;
+        }
         SetStatus(trial, TrialStatus.Running, checkpoint is null ? "started" : "restored");
         if (!trial.IsRestoring) _executor.ContinueTraining(trial, StepsFor(trial));
         foreach (var cb in _callbacks) cb.OnTrialStart(_iteration, _trials, trial);
@@ -728,7 +775,10 @@ public sealed class TrialController : ITrialControl, IDisposable
             return;
         }
         trial.IsSaving = true;
-        var dir = Path.Combine(trial.LogDirectory!, $"checkpoint_{trial.LastResult?.TrainingIteration ?? 0:D6}");
+        var name = $"checkpoint_{trial.LastResult?.TrainingIteration ?? 0:D6}";
+        var dir = Path.Combine(trial.LogDirectory!, name);
+        // A folder is written once: after a rollback its name may still belong to a checkpoint whose deletion awaits a commit.
+        for (int n = 1; Directory.Exists(dir); n++) dir = Path.Combine(trial.LogDirectory!, $"{name}_{n}");
         _executor.SaveToDisk(trial, dir);
     }
 

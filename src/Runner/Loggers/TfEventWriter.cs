@@ -18,7 +18,7 @@ public sealed class TfEventWriter : IDisposable
     public TfEventWriter(string directory)
     {
         Directory.CreateDirectory(directory);
-        Path = System.IO.Path.Combine(directory, $"events.out.tfevents.{DateTimeOffset.UtcNow.ToUnixTimeSeconds()}.{Environment.MachineName}.{Environment.ProcessId}.{Guid.NewGuid().ToString("N")[..6]}");
+        Path = System.IO.Path.Combine(directory, $"events.out.tfevents.{DateTimeOffset.UtcNow.ToUnixTimeSeconds()}.{PathNames.Component(Environment.MachineName)}.{Environment.ProcessId}.{Guid.NewGuid().ToString("N")[..6]}");
         _stream = new FileStream(Path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, 1 << 16);
         WriteEvent(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0, 0, fileVersion: "brain.Event:2", null);
     }

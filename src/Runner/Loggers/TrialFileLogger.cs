@@ -96,6 +96,15 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
 
     public void OnExperimentEnd(IReadOnlyList<Trial> trials) => Flush();
 
+    /// <summary>The store is the source of truth: on resume each trial's files are completed or rebuilt to match its history.</summary>
+    public void OnTrialResumed(Trial trial, IReadOnlyList<TrialResult> history)
+    {
+        if (trial.LogDirectory is null) return;
+        var config = trial.Config;
+        var tag = trial.ExperimentTag;
+        Post(() => Reconcile(trial, history, config, tag));
+    }
+
     /// <summary>Waits until everything queued so far is written and pushed to disk.</summary>
     public void Flush()
     {
@@ -254,6 +263,98 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
         {
             _logger.LogWarning(e, "Could not close the files of trial {TrialId}", trial.Id);
         }
+    }
+
+    /// <summary>
+    /// Keeps the longest run of complete rows that agree with <paramref name="history"/> (same iterations, in order) and
+    /// writes the stored rows after it: rows a killed process never flushed come back, rows past the store's history
+    /// (never committed, or rolled back) and a torn last line go. Each file is replaced by rename, so it is never half-written.
+    /// </summary>
+    private void Reconcile(Trial trial, IReadOnlyList<TrialResult> history, TrialConfig config, string tag)
+    {
+        try
+        {
+            Close(trial);
+            var dir = trial.LogDirectory!;
+            var rows = history.Select(r => r with { TrialId = trial.Id, ExperimentTag = tag }).ToList();
+            if (_options.Json) ReconcileJson(Path.Combine(dir, ResultFile), rows, config);
+            if (_options.Csv) ReconcileCsv(Path.Combine(dir, ProgressFile), rows, config);
+            _lastLogged[trial] = rows.Count > 0 ? rows[^1].TrainingIteration : 0;
+        }
+        catch (IOException e)
+        {
+            _logger.LogWarning(e, "Could not bring the files of trial {TrialId} in line with the store", trial.Id);
+        }
+    }
+
+    private void ReconcileJson(string path, List<TrialResult> history, TrialConfig config)
+    {
+        var lines = CompleteLines(path);
+        if (lines is null && history.Count == 0) return;
+        lines ??= new List<string>();
+        int keep = 0;
+        while (keep < lines.Count && keep < history.Count && IterationOf(lines[keep]) == history[keep].TrainingIteration) keep++;
+        if (keep == lines.Count && keep == history.Count) return;
+        Replace(path, stream =>
+        {
+            for (int i = 0; i < keep; i++)
+            {
+                stream.Write(NoBom.GetBytes(lines[i]));
+                stream.WriteByte((byte)'\n');
+            }
+            for (int i = keep; i < history.Count; i++)
+            {
+                _jsonBuffer.ResetWrittenCount();
+                _jsonWriter.Reset(_jsonBuffer);
+                ResultJson.Write(_jsonWriter, history[i], config);
+                _jsonWriter.Flush();
+                stream.Write(_jsonBuffer.WrittenSpan);
+                stream.WriteByte((byte)'\n');
+            }
+        });
+    }
+
+    private static void ReconcileCsv(string path, List<TrialResult> history, TrialConfig config)
+    {
+        var lines = CompleteLines(path);
+        if ((lines is null || lines.Count == 0) && history.Count == 0) return;
+        string[] columns = lines is { Count: > 0 } ? SplitCsv(lines[0]) : Columns(history[0], config);
+        int column = Array.IndexOf(columns, TrialResult.TrainingIterationKey);
+        var rows = lines is { Count: > 0 } ? lines.Skip(1).ToList() : new List<string>();
+        int keep = 0;
+        while (column >= 0 && keep < rows.Count && keep < history.Count
+               && SplitCsv(rows[keep]) is { } cells && cells.Length == columns.Length
+               && long.TryParse(cells[column], NumberStyles.Integer, CultureInfo.InvariantCulture, out var i) && i == history[keep].TrainingIteration)
+            keep++;
+        if (lines is { Count: > 0 } && keep == rows.Count && keep == history.Count) return;
+        Replace(path, stream =>
+        {
+            using var writer = new StreamWriter(stream, NoBom, leaveOpen: true);
+            writer.WriteLine(string.Join(",", columns.Select(Csv)));
+            for (int r = 0; r < keep; r++) writer.WriteLine(rows[r]);
+            for (int r = keep; r < history.Count; r++) WriteCsvRow(writer, columns, history[r], config);
+        });
+    }
+
+    /// <summary>The file's lines that end in a newline (a torn last line is left out); null when there is no file.</summary>
+    private static List<string>? CompleteLines(string path)
+    {
+        if (!File.Exists(path)) return null;
+        var text = File.ReadAllText(path);
+        var lines = text.Split('\n').ToList();
+        lines.RemoveAt(lines.Count - 1);
+        return lines.Select(l => l.TrimEnd('\r')).ToList();
+    }
+
+    private static void Replace(string path, Action<FileStream> write)
+    {
+        var temp = path + ".tmp-" + Environment.ProcessId;
+        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+        {
+            write(stream);
+            stream.Flush(flushToDisk: true);
+        }
+        File.Move(temp, path, overwrite: true);
     }
 
     private static bool ExistingRowsBeyond(Trial trial, long iteration)

@@ -69,6 +69,12 @@ public interface ITrialScheduler
     /// <summary>Receives the experiment's metric and mode; false when the scheduler already has different ones.</summary>
     bool SetSearchProperties(string? metric, MetricMode? mode);
 
+    /// <summary>
+    /// Throws <see cref="InvalidOperationException"/> naming what is missing when the scheduler cannot run as configured
+    /// (ASHA without a metric or mode), once <see cref="SetSearchProperties"/> has run; called before anything is created.
+    /// </summary>
+    void Validate() { }
+
     void OnTrialAdd(ITrialControl control, Trial trial);
 
     void OnTrialError(ITrialControl control, Trial trial);
@@ -109,6 +115,8 @@ public abstract class TrialSchedulerBase : ITrialScheduler
         Mode ??= mode;
         return true;
     }
+
+    public virtual void Validate() { }
 
     public virtual void OnTrialAdd(ITrialControl control, Trial trial) { }
 

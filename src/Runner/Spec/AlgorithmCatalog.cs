@@ -32,7 +32,10 @@ internal static class AlgorithmCatalog
     public static ITrialScheduler? Scheduler(SpecReader? r, SpecReader? top, string? metric, MetricMode? mode, long seed)
     {
         if (r is null) return new FifoScheduler();
+        int known = r.Errors.Count;
         var type = r.String("type", "fifo", SchedulerTypes);
+        // With a mistyped type its options are unknown: the type's own error says it all.
+        bool typeRejected = r.Errors.Count > known;
         var schedulerMetric = r.String("metric") ?? metric;
         var modeText = r.String("mode", null, new[] { "max", "min" });
         var schedulerMode = modeText is null ? mode : modeText == "max" ? MetricMode.Max : MetricMode.Min;
@@ -116,7 +119,7 @@ internal static class AlgorithmCatalog
         {
             r.Error(e.ParamName is { Length: > 0 } p && r.Has(ToSnake(p)) ? ToSnake(p) : "type", e.Message);
         }
-        r.Finish();
+        if (!typeRejected) r.Finish();
         return scheduler;
     }
 
@@ -210,7 +213,9 @@ internal static class AlgorithmCatalog
     public static (ISearcher? Searcher, BasicVariantOptions? Variants) Searcher(SpecReader? r, string? metric, MetricMode? mode, long seed, int numSamples)
     {
         if (r is null) return (null, null);
+        int known = r.Errors.Count;
         var type = r.String("type", "basic", SearcherTypes);
+        bool typeRejected = r.Errors.Count > known;
         long searcherSeed = r.Int("seed", null) ?? seed;
         int maxConcurrent = r.Int("max_concurrent", 0, min: 0) ?? 0;
         int repeat = r.Int("repeat", 1, min: 1) ?? 1;
@@ -247,7 +252,7 @@ internal static class AlgorithmCatalog
                 if (metric is null) r.Error("type", "tpe needs the experiment's metric and mode");
                 break;
         }
-        r.Finish();
+        if (!typeRejected) r.Finish();
         if (searcher is not null && repeat > 1) searcher = new Repeater(searcher, repeat);
         if (searcher is not null && maxConcurrent > 0) searcher = new ConcurrencyLimiter(searcher, maxConcurrent);
         return (searcher, variants);
@@ -275,7 +280,9 @@ internal static class AlgorithmCatalog
                 continue;
             }
             var r = new SpecReader(o, spec.KeyPath($"{key}[{i}]"), LinesOf(spec), spec.Errors);
+            int known = r.Errors.Count;
             var type = r.String("type", null, StopperTypes);
+            bool typeRejected = r.Errors.Count > known;
             var stopperMetric = r.String("metric") ?? metric;
             var modeText = r.String("mode", null, new[] { "max", "min" });
             var stopperMode = modeText is null ? mode : modeText == "max" ? MetricMode.Max : MetricMode.Min;
@@ -283,6 +290,7 @@ internal static class AlgorithmCatalog
             {
                 IStopper? stopper = type switch
                 {
+                    null when typeRejected => null,
                     null => Missing(r),
                     "maximum_iteration" => new MaximumIterationStopper(r.Int("max_iter") ?? Required<int>(r, "max_iter")),
                     "trial_plateau" => new TrialPlateauStopper(stopperMetric ?? Required<string>(r, "metric"), r.Double("std", 0.01) ?? 0.01,
@@ -301,7 +309,7 @@ internal static class AlgorithmCatalog
             catch (SpecMissingException)
             {
             }
-            r.Finish();
+            if (!typeRejected) r.Finish();
         }
         return stoppers.Count switch
         {

@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
+using ScalarEvent = YamlDotNet.Core.Events.Scalar;
 using YamlDotNet.RepresentationModel;
 
 namespace TorchTrials.Runner.Spec;
@@ -35,9 +37,59 @@ public static class YamlJson
         {
             throw new SpecValidationException(source, new[] { new SpecError("(document)", (int)e.Start.Line, $"not valid YAML: {e.InnerException?.Message ?? e.Message}") });
         }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet's scanner fails this way on some unclosed flow collections, without a position: find it ourselves.
+            throw new SpecValidationException(source, new[] { UnclosedCollection(text) });
+        }
         var lines = new Dictionary<string, int>(StringComparer.Ordinal);
         if (stream.Documents.Count == 0) return (null, lines);
         return (Convert(stream.Documents[0].RootNode, "", lines), lines);
+    }
+
+    /// <summary>Replays the parser's events up to the failure and names the innermost flow collection left open, with its key and line.</summary>
+    private static SpecError UnclosedCollection(string text)
+    {
+        var open = new List<(string? Key, int Line, bool Flow, bool Mapping, bool NextIsKey)>();
+        string? key = null;
+        int line = 1;
+        var parser = new Parser(new StringReader(text));
+        try
+        {
+            while (parser.MoveNext())
+            {
+                var current = parser.Current!;
+                line = (int)current.Start.Line;
+                bool underKey = open.Count > 0 && open[^1].Mapping;
+                switch (current)
+                {
+                    case ScalarEvent scalar when underKey && open[^1].NextIsKey:
+                        key = scalar.Value;
+                        open[^1] = open[^1] with { NextIsKey = false };
+                        break;
+                    case ScalarEvent when underKey:
+                        open[^1] = open[^1] with { NextIsKey = true };
+                        break;
+                    case MappingStart or SequenceStart:
+                        string? under = underKey ? key : null;
+                        if (underKey) open[^1] = open[^1] with { NextIsKey = true };
+                        bool flow = current is MappingStart m ? m.Style == MappingStyle.Flow : ((SequenceStart)current).Style == SequenceStyle.Flow;
+                        open.Add((under, line, flow, current is MappingStart, true));
+                        break;
+                    case MappingEnd or SequenceEnd:
+                        if (open.Count > 0) open.RemoveAt(open.Count - 1);
+                        break;
+                }
+            }
+        }
+        catch (Exception e) when (e is YamlException or InvalidOperationException)
+        {
+        }
+        int innermost = open.FindLastIndex(o => o.Flow);
+        if (innermost < 0) return new SpecError("(document)", line, "not valid YAML: the parser stopped here");
+        var path = string.Join(".", open.Take(innermost + 1).Select(o => o.Key).Where(k => k is not null));
+        var (_, at, _, mapping, _) = open[innermost];
+        return new SpecError(path.Length > 0 ? path : "(document)", at, $"not valid YAML: the flow {(mapping ? "mapping '{' opened" : "sequence '[' opened")} here is never closed");
     }
 
     private static JsonNode? Convert(YamlNode node, string path, Dictionary<string, int> lines)
@@ -136,7 +188,7 @@ public sealed class SpecReader
         var text = node is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : node.ToJsonString();
         if (allowed is not null && !allowed.Contains(text))
         {
-            Error(key, $"must be one of {string.Join(", ", allowed)}, got '{text}'{Suggest(text, allowed)}");
+            Error(key, $"must be one of {string.Join(", ", allowed)}, got '{text}'{DidYouMean.Suggest(text, allowed)}");
             return fallback;
         }
         return text;
@@ -236,7 +288,7 @@ public sealed class SpecReader
         var expected = known ?? _read;
         foreach (var (key, _) in _object)
             if (!_read.Contains(key))
-                Error(key, $"unknown key{Suggest(key, expected.Concat(_read).Distinct().ToList())}");
+                Error(key, $"unknown key{DidYouMean.Suggest(key, expected.Concat(_read).Distinct().ToList())}");
     }
 
     public static long? ParseBytes(string text)
@@ -255,23 +307,5 @@ public sealed class SpecReader
             return null;
         }
         return long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var plain) ? plain : null;
-    }
-
-    /// <summary>" (did you mean 'x'?)" for the closest known word within two edits.</summary>
-    public static string Suggest(string word, IEnumerable<string> known)
-    {
-        var best = known.Select(k => (k, d: Distance(word, k))).Where(x => x.d <= 2 && x.d < word.Length).OrderBy(x => x.d).FirstOrDefault();
-        return best.k is null ? "" : $" (did you mean '{best.k}'?)";
-    }
-
-    private static int Distance(string a, string b)
-    {
-        var d = new int[a.Length + 1, b.Length + 1];
-        for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
-        for (int j = 0; j <= b.Length; j++) d[0, j] = j;
-        for (int i = 1; i <= a.Length; i++)
-            for (int j = 1; j <= b.Length; j++)
-                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (char.ToLowerInvariant(a[i - 1]) == char.ToLowerInvariant(b[j - 1]) ? 0 : 1));
-        return d[a.Length, b.Length];
     }
 }

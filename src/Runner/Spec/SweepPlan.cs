@@ -72,9 +72,9 @@ public sealed class SweepPlan
         return plan;
     }
 
-    /// <summary>A tuner for a new run of this plan.</summary>
+    /// <summary>A tuner for a new run of this plan; the spec is kept in the experiment as <see cref="SpecCopyName"/> so the run can be resumed.</summary>
     public Tuner CreateTuner(Action<ExperimentSnapshot>? onSnapshot = null, ILoggerFactory? loggerFactory = null) =>
-        new(Trainable, Space, Tune, Run with { OnSnapshot = onSnapshot }, Registry, loggerFactory);
+        new(Trainable, Space, Tune, Run with { OnSnapshot = onSnapshot, ExperimentFiles = new Dictionary<string, string> { [SpecCopyName] = SpecText } }, Registry, loggerFactory);
 
     /// <summary>A tuner continuing this plan's experiment in <paramref name="experimentPath"/>.</summary>
     public Tuner RestoreTuner(string experimentPath, ResumeOptions resume, Action<ExperimentSnapshot>? onSnapshot = null, ILoggerFactory? loggerFactory = null) =>
@@ -119,7 +119,9 @@ public sealed class SweepPlan
         var metric = spec.String("metric");
         var modeText = spec.String("mode", null, new[] { "max", "min" });
         MetricMode? mode = modeText is null ? null : modeText == "max" ? MetricMode.Max : MetricMode.Min;
-        if ((metric is null) != (mode is null))
+        // A mode given but invalid is already reported; saying it is also missing would mislead.
+        bool modeRejected = modeText is null && spec.Raw("mode") is not null;
+        if ((metric is null) != (mode is null) && !modeRejected)
             spec.Error(metric is null ? "metric" : "mode", metric is null ? "is required when mode is set" : "is required when metric is set (max or min)");
 
         var scheduler = AlgorithmCatalog.Scheduler(spec.Child("scheduler"), spec.Has("scheduler") ? null : spec, metric, mode, seed);
@@ -144,11 +146,20 @@ public sealed class SweepPlan
             try { inventory = DeviceInventory.Parse(inventoryText); }
             catch (Exception e) when (e is FormatException or ArgumentException) { spec.Error("inventory", e.Message); }
         }
-        if (inventory is not null && resources is not null && new DeviceSlotAllocator(inventory).WhyNeverFits(resources) is { } why)
+        // Checked against the machine the run would use (detected unless simulated), so a request it can never grant is bad input before anything is created.
+        if (resources is not null && new DeviceSlotAllocator(inventory ?? DeviceInventory.Detect()).WhyNeverFits(resources) is { } why)
             spec.Error("resources_per_trial", $"a trial {why}");
 
-        if (scheduler is ITrialScheduler s && !s.SetSearchProperties(metric, mode))
-            spec.Error("scheduler.metric", "differs from the experiment's metric or mode");
+        if (scheduler is ITrialScheduler s)
+        {
+            if (!s.SetSearchProperties(metric, mode))
+                spec.Error("scheduler.metric", "differs from the experiment's metric or mode");
+            else
+            {
+                try { s.Validate(); }
+                catch (InvalidOperationException) { spec.Error("scheduler", "needs a metric and a mode: set metric and mode at the top level or in the scheduler section"); }
+            }
+        }
 
         Tune = new TuneConfig
         {
@@ -220,7 +231,7 @@ public sealed class SweepPlan
             }
         }
         if (Trainable.Length > 0 && !Registry.Contains(Trainable))
-            spec.Error("trainable", $"'{Trainable}' is not a registered trainable (registered: {string.Join(", ", Registry.Entries.Select(e => e.Name).Order(StringComparer.Ordinal))}){SpecReader.Suggest(Trainable, Registry.Entries.Select(e => e.Name))}");
+            spec.Error("trainable", $"'{Trainable}' is not a registered trainable (registered: {string.Join(", ", Registry.Entries.Select(e => e.Name).Order(StringComparer.Ordinal))}){DidYouMean.Suggest(Trainable, Registry.Entries.Select(e => e.Name))}");
     }
 
     private static Dictionary<string, double>? ReadStop(SpecReader spec)
@@ -247,7 +258,6 @@ public sealed class SweepPlan
             foreach (var (key, _) in c.Object.ToList())
                 if (c.Double(key, min: 0) is { } v) custom[key] = v;
         r.Finish();
-        if (gpu > 1 && gpu != Math.Floor(gpu)) r.Error("gpu", $"above one GPU must be a whole number, got {gpu}");
         try
         {
             return new Resources(cpu, gpu, memory, gpuMemory, custom, extraCpu, extraGpu);

@@ -28,6 +28,12 @@ public interface IExperimentStore : IDisposable
 
     void CheckpointSaved(Trial trial, PersistentCheckpoint checkpoint);
 
+    /// <summary>
+    /// Retention let <paramref name="checkpoint"/> go: it leaves the index and its files are deleted once the commit that
+    /// carries this (and so the checkpoint replacing it) is durable, never before (DESIGN.md, durability rules).
+    /// </summary>
+    void CheckpointRetired(Trial trial, PersistentCheckpoint checkpoint);
+
     void DecisionMade(Trial trial, long iteration, string decision, string source);
 
     void SaveExperimentState(JsonObject state);
@@ -43,6 +49,9 @@ public interface IExperimentStore : IDisposable
 
     /// <summary>What the store holds, or null for an empty store.</summary>
     StoredExperiment? Load();
+
+    /// <summary>The results stored for one trial, oldest first (its one history).</summary>
+    IReadOnlyList<TrialResult> ResultsOf(string trialId);
 }
 
 /// <summary>A persistent checkpoint as indexed by the store.</summary>
@@ -143,8 +152,14 @@ public static class TrialStateCodec
 
     public static JsonObject Encode(Trial trial) => JsonNode.Parse(EncodeJson(trial))!.AsObject();
 
-    /// <summary>Rebuilds a trial; its status is the recorded one and its checkpoints are those whose files still exist.</summary>
-    public static Trial Decode(StoredTrial stored)
+    /// <summary>Rebuilds a trial (see the overload), skipping damaged checkpoints silently.</summary>
+    public static Trial Decode(StoredTrial stored) => Decode(stored, null);
+
+    /// <summary>
+    /// Rebuilds a trial; its status is the recorded one and its checkpoints are those whose files still exist and are
+    /// complete. Each checkpoint skipped as damaged is reported through <paramref name="warn"/>, naming its folder.
+    /// </summary>
+    public static Trial Decode(StoredTrial stored, Action<string>? warn)
     {
         var s = stored.State;
         var ck = s["checkpoint"]!.AsObject();
@@ -192,7 +207,11 @@ public static class TrialStateCodec
             .Select(c =>
             {
                 try { return PersistentCheckpoint.Open(c.Path); }
-                catch (Exception e) when (e is IOException or InvalidDataException or System.Text.Json.JsonException) { return null; }
+                catch (Exception e) when (e is IOException or InvalidDataException or JsonException or InvalidOperationException or FormatException)
+                {
+                    warn?.Invoke($"trial {stored.Id}: skipping damaged checkpoint {c.Path} (iteration {c.Iteration}): {e.Message}");
+                    return null;
+                }
             })
             .OfType<PersistentCheckpoint>()
             .ToList();
@@ -211,9 +230,11 @@ public sealed class NullExperimentStore(string directory) : IExperimentStore
     public void ResultReported(Trial trial, TrialResult result) { }
     public void ResultsRolledBack(Trial trial, long keepThroughIteration) { }
     public void CheckpointSaved(Trial trial, PersistentCheckpoint checkpoint) { }
+    public void CheckpointRetired(Trial trial, PersistentCheckpoint checkpoint) => checkpoint.Delete();
     public void DecisionMade(Trial trial, long iteration, string decision, string source) { }
     public void SaveExperimentState(JsonObject state) { }
     public void Flush() { }
     public StoredExperiment? Load() => null;
+    public IReadOnlyList<TrialResult> ResultsOf(string trialId) => Array.Empty<TrialResult>();
     public void Dispose() { }
 }

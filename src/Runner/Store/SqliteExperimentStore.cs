@@ -12,7 +12,7 @@ namespace TorchTrials.Runner.Store;
 /// with full synchronisation on commit. Writes are queued in memory; a flush takes everything queued as one batch
 /// (a trial's state is encoded once per batch, on the caller's thread, so it is a consistent picture) and a background
 /// writer commits each batch in one transaction with prepared statements, in order. Thousands of results cost one commit
-/// and the controller never waits on the disk.
+/// and the controller never waits on the disk. Checkpoints retired in a batch lose their files only after its commit.
 /// </summary>
 public sealed class SqliteExperimentStore : IExperimentStore
 {
@@ -44,11 +44,13 @@ public sealed class SqliteExperimentStore : IExperimentStore
     private Statements? _statements;
     private bool _indexed;
     private bool _disposed;
+    private readonly bool _readOnly;
 
-    private SqliteExperimentStore(string directory, SqliteConnection connection)
+    private SqliteExperimentStore(string directory, SqliteConnection connection, bool readOnly = false)
     {
         Directory = directory;
         _connection = connection;
+        _readOnly = readOnly;
         _writer = new Thread(WriteBatches) { IsBackground = true, Name = "torchtrials-store" };
         _writer.Start();
     }
@@ -84,6 +86,61 @@ public sealed class SqliteExperimentStore : IExperimentStore
         return new SqliteExperimentStore(directory, connection);
     }
 
+    /// <summary>
+    /// Opens the store of the experiment in <paramref name="directory"/> for reading only, while its owner may be writing:
+    /// nothing is created, migrated or checkpointed. Without a <c>-wal</c> file the database file is complete and is opened
+    /// immutable, since SQLite would otherwise create <c>-wal</c> and <c>-shm</c> files even for a read-only connection; with
+    /// one (a live or killed owner) it is opened read-only so the log is read too. Throws
+    /// <see cref="ExperimentOpenException"/> naming the file when it is missing, empty or not a TorchTrials store.
+    /// </summary>
+    public static SqliteExperimentStore OpenReadOnly(string directory)
+    {
+        var path = Path.GetFullPath(Path.Combine(directory, FileName));
+        if (!File.Exists(path)) throw new ExperimentOpenException($"'{directory}' holds no experiment (no {FileName})");
+        if (new FileInfo(path).Length == 0) throw new ExperimentOpenException($"'{path}' is damaged: the file is empty (0 bytes)");
+        bool immutable = !File.Exists(path + "-wal");
+        var uri = new Uri(path).AbsoluteUri + (immutable ? "?immutable=1" : "?mode=ro");
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = uri, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+        try
+        {
+            connection.Open();
+            using var cmd = connection.CreateCommand();
+            cmd.CommandText = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('experiment', 'trials', 'results', 'status_changes', 'decisions', 'checkpoints')";
+            if ((long)cmd.ExecuteScalar()! != 6) throw new ExperimentOpenException($"'{path}' is damaged: it is an SQLite database without the tables of a TorchTrials experiment");
+        }
+        catch (SqliteException e)
+        {
+            connection.Dispose();
+            throw Damaged(path, e);
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+        return new SqliteExperimentStore(directory, connection, readOnly: true);
+    }
+
+    /// <summary>
+    /// The experiment stored in <paramref name="directory"/>, read without changing any file; throws
+    /// <see cref="ExperimentOpenException"/> naming the file when it is damaged (empty, truncated, not a database) or holds no experiment.
+    /// </summary>
+    public static StoredExperiment Inspect(string directory)
+    {
+        using var store = OpenReadOnly(directory);
+        try
+        {
+            return store.Load() ?? throw new ExperimentOpenException($"'{Path.Combine(directory, FileName)}' holds no experiment (no trials and no state)");
+        }
+        catch (SqliteException e)
+        {
+            throw Damaged(Path.GetFullPath(Path.Combine(directory, FileName)), e);
+        }
+    }
+
+    private static ExperimentOpenException Damaged(string path, SqliteException e) =>
+        new($"'{path}' is damaged: {e.Message.Replace("SQLite Error ", "SQLite error ", StringComparison.Ordinal).ReplaceLineEndings(" ")}", e);
+
     /// <summary>True when <paramref name="directory"/> holds an experiment store.</summary>
     public static bool Exists(string directory) => File.Exists(Path.Combine(directory, FileName));
 
@@ -104,6 +161,9 @@ public sealed class SqliteExperimentStore : IExperimentStore
 
     public void CheckpointSaved(Trial trial, PersistentCheckpoint checkpoint) =>
         Queue(new Write(WriteKind.Checkpoint, trial.Id) { Text = checkpoint.Directory, Number = checkpoint.TrainingIteration, Time = Now() });
+
+    public void CheckpointRetired(Trial trial, PersistentCheckpoint checkpoint) =>
+        Queue(new Write(WriteKind.CheckpointRetired, trial.Id) { Text = checkpoint.Directory, Checkpoint = checkpoint });
 
     public void DecisionMade(Trial trial, long iteration, string decision, string source) =>
         Queue(new Write(WriteKind.Decision, trial.Id) { Number = iteration, Text = decision, Text2 = source, Time = Now() });
@@ -174,6 +234,7 @@ public sealed class SqliteExperimentStore : IExperimentStore
             try
             {
                 lock (_db) Commit(batch);
+                DeleteRetiredCheckpoints(batch);
             }
             catch (Exception e)
             {
@@ -189,6 +250,26 @@ public sealed class SqliteExperimentStore : IExperimentStore
                 _batches.Dequeue();
                 _committed++;
                 Monitor.PulseAll(_batches);
+            }
+        }
+    }
+
+    /// <summary>Files of checkpoints the batch took out of the index go only now that the batch is durable.</summary>
+    private static void DeleteRetiredCheckpoints(List<Write> batch)
+    {
+        foreach (var w in batch)
+        {
+            if (w is not { Kind: WriteKind.CheckpointRetired, Checkpoint: { } checkpoint }) continue;
+            try
+            {
+                checkpoint.Delete();
+            }
+            catch (IOException)
+            {
+                // Left behind, not lost: a resume removes checkpoint folders that the index does not name.
+            }
+            catch (UnauthorizedAccessException)
+            {
             }
         }
     }
@@ -229,6 +310,9 @@ public sealed class SqliteExperimentStore : IExperimentStore
                     case WriteKind.Checkpoint:
                         st.Checkpoint.Text(1, w.Key).Text(2, w.Text).Int(3, w.Number).Real(4, w.Time).Run();
                         break;
+                    case WriteKind.CheckpointRetired:
+                        st.CheckpointRetired.Text(1, w.Key).Text(2, w.Text).Run();
+                        break;
                     case WriteKind.Experiment:
                         st.Experiment.Text(1, w.Key).Text(2, w.Text).Run();
                         break;
@@ -260,11 +344,12 @@ public sealed class SqliteExperimentStore : IExperimentStore
         public Statement Status { get; } = new(db, "INSERT INTO status_changes (trial_id, previous, status, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)");
         public Statement Decision { get; } = new(db, "INSERT INTO decisions (trial_id, iteration, decision, source, at) VALUES (?1, ?2, ?3, ?4, ?5)");
         public Statement Checkpoint { get; } = new(db, "INSERT OR REPLACE INTO checkpoints (trial_id, path, iteration, at) VALUES (?1, ?2, ?3, ?4)");
+        public Statement CheckpointRetired { get; } = new(db, "DELETE FROM checkpoints WHERE trial_id = ?1 AND path = ?2");
         public Statement Experiment { get; } = new(db, "INSERT OR REPLACE INTO experiment (key, value) VALUES (?1, ?2)");
 
         public void Dispose()
         {
-            foreach (var s in new[] { Trial, Result, Rollback, Status, Decision, Checkpoint, Experiment }) s.Dispose();
+            foreach (var s in new[] { Trial, Result, Rollback, Status, Decision, Checkpoint, CheckpointRetired, Experiment }) s.Dispose();
         }
     }
 
@@ -316,7 +401,7 @@ public sealed class SqliteExperimentStore : IExperimentStore
     /// <summary>The per-trial index of results, built when results are first read (appending stays index-free).</summary>
     private void EnsureResultIndex()
     {
-        if (_indexed) return;
+        if (_indexed || _readOnly) return;
         using var cmd = _connection.CreateCommand();
         cmd.CommandText = "CREATE INDEX IF NOT EXISTS results_by_trial ON results (trial_id, iteration)";
         cmd.ExecuteNonQuery();
@@ -428,6 +513,7 @@ public sealed class SqliteExperimentStore : IExperimentStore
 
     private void QueueTrialState(Trial trial)
     {
+        ThrowIfReadOnly();
         lock (_gate)
         {
             // Only the newest state of a trial matters within one commit: it is encoded when the batch is taken.
@@ -439,7 +525,13 @@ public sealed class SqliteExperimentStore : IExperimentStore
 
     private void Queue(Write write)
     {
+        ThrowIfReadOnly();
         lock (_gate) _pending.Add(write);
+    }
+
+    private void ThrowIfReadOnly()
+    {
+        if (_readOnly) throw new InvalidOperationException($"the store in '{Directory}' was opened read-only");
     }
 
     private static double Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
@@ -452,6 +544,7 @@ public sealed class SqliteExperimentStore : IExperimentStore
         StatusChange,
         Decision,
         Checkpoint,
+        CheckpointRetired,
         Experiment,
     }
 
@@ -463,6 +556,9 @@ public sealed class SqliteExperimentStore : IExperimentStore
         public string? Text3 { get; init; }
         public double Time { get; init; }
         public TrialResult? Result { get; init; }
+
+        /// <summary>For retirements: the checkpoint whose files go after the commit.</summary>
+        public PersistentCheckpoint? Checkpoint { get; init; }
 
         /// <summary>For trial-state writes until the batch is taken: the trial whose state is encoded then.</summary>
         public Trial? Trial { get; init; }

@@ -215,8 +215,8 @@ public sealed class Trial
         foreach (var (k, v) in metrics) _metrics[k] = v;
     }
 
-    /// <summary>Short, file-system safe name: trainable and id.</summary>
-    public string DirectoryName => $"{TrainableName}_{Id}";
+    /// <summary>Short, file-system safe name: trainable and id, through <see cref="PathNames.Component"/> (an id may hold "/" or "..").</summary>
+    public string DirectoryName => PathNames.Component($"{TrainableName}_{Id}");
 
     public override string ToString() => $"{TrainableName}_{Id}";
 

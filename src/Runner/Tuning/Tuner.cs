@@ -113,13 +113,22 @@ public sealed record RunConfig
 
     /// <summary>Keep the SQLite experiment store (needed to resume); off only for throwaway runs.</summary>
     public bool KeepStore { get; init; } = true;
+
+    /// <summary>
+    /// Files (name to text) written into a new experiment's folder once this process owns it and before any trial starts:
+    /// the CLI keeps its spec there so <c>torchtrials resume</c> can rebuild the run. Names are made safe path components.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> ExperimentFiles { get; init; } = new Dictionary<string, string>();
 }
 
 /// <summary>
 /// The library front end, in the spirit of Ray's <c>Tuner(trainable, param_space, tune_config, run_config).fit()</c>:
 /// builds the machine's slots, the executor, the search and the scheduler, runs the controller to the end and returns a
 /// <see cref="ResultGrid"/>. <see cref="FitAsync"/> runs on a dedicated thread and honours cancellation (the run stops
-/// promptly and can be resumed with <see cref="Restore"/>).
+/// promptly and can be resumed with <see cref="Restore"/>). The process owns the experiment for the whole fit
+/// (<see cref="ExperimentLock"/>): a second fit or restore of the same folder, in this process or another, is refused with
+/// <see cref="ExperimentInUseException"/> before it changes anything. Bad input found before the run (resources this machine
+/// can never grant, a scheduler without its metric) leaves nothing on disk, nor does a new run that fails before its first trial.
 /// </summary>
 public sealed class Tuner
 {
@@ -150,7 +159,7 @@ public sealed class Tuner
     {
         _registry = registry ?? TrainableRegistry.CreateDefault();
         if (!_registry.Contains(trainable))
-            throw new ArgumentException($"unknown trainable '{trainable}' (registered: {string.Join(", ", _registry.Entries.Select(e => e.Name).Order(StringComparer.Ordinal))})", nameof(trainable));
+            throw new ArgumentException($"unknown trainable '{trainable}' (registered: {string.Join(", ", _registry.Entries.Select(e => e.Name).Order(StringComparer.Ordinal))}){DidYouMean.Suggest(trainable, _registry.Entries.Select(e => e.Name))}", nameof(trainable));
         _trainable = trainable;
         _space = paramSpace ?? new SearchSpace();
         _tune = tuneConfig ?? new TuneConfig();
@@ -165,7 +174,7 @@ public sealed class Tuner
         ExperimentPath = restorePath is not null
             ? Path.GetFullPath(restorePath)
             : Path.GetFullPath(Path.Combine(_run.StoragePath ?? "results",
-                _run.Name ?? $"{trainable}_{DateTime.Now.ToString("yyyy-MM-dd_HH-mm-ss", CultureInfo.InvariantCulture)}"));
+                PathNames.Component(_run.Name ?? $"{trainable}_{DateTime.Now.ToString("yyyy-MM-dd_HH-mm-ss", CultureInfo.InvariantCulture)}")));
     }
 
     /// <summary>The experiment's folder (store, trial folders, checkpoints).</summary>
@@ -183,18 +192,129 @@ public sealed class Tuner
         return new Tuner(trainable, paramSpace, tuneConfig, runConfig, registry, loggerFactory, path, resume ?? new ResumeOptions());
     }
 
-    /// <summary>Runs the sweep on a dedicated thread.</summary>
-    public Task<ResultGrid> FitAsync(CancellationToken cancel = default) =>
-        Task.Factory.StartNew(() => Fit(cancel), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    /// <summary>
+    /// Runs the sweep on a dedicated thread. Opening the experiment happens first, on the caller's thread: bad input and an
+    /// experiment owned by another process throw here, before the task exists.
+    /// </summary>
+    public Task<ResultGrid> FitAsync(CancellationToken cancel = default)
+    {
+        var opened = Open();
+        try
+        {
+            return Task.Factory.StartNew(() => Run(opened, cancel), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
+        catch
+        {
+            opened.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>Runs the sweep to the end (or until <paramref name="cancel"/>) and returns every trial's outcome.</summary>
-    public ResultGrid Fit(CancellationToken cancel = default)
+    public ResultGrid Fit(CancellationToken cancel = default) => Run(Open(), cancel);
+
+    /// <summary>
+    /// Checks what can be checked without the disk, then takes the experiment's lock and, under it, checks that a new
+    /// experiment does not exist yet or that a restored one's store is readable; writes <see cref="RunConfig.ExperimentFiles"/>.
+    /// </summary>
+    private OpenedExperiment Open()
     {
-        if (_restorePath is null && SqliteExperimentStore.Exists(ExperimentPath))
-            throw new InvalidOperationException($"an experiment already exists in '{ExperimentPath}': resume it, or choose another name");
-        Directory.CreateDirectory(ExperimentPath);
-        var logger = _loggers.CreateLogger("TorchTrials");
         var inventory = _run.Inventory ?? DeviceInventory.Detect();
+        if (_run.ResourcesPerTrial is { } resources && new DeviceSlotAllocator(inventory).WhyNeverFits(resources) is { } why)
+            throw new ResourceRequestException($"resources_per_trial: a trial {why}");
+        var scheduler = _tune.Scheduler ?? new FifoScheduler();
+        if (!scheduler.SetSearchProperties(_tune.Metric, _tune.Mode))
+            throw new ArgumentException($"the scheduler was configured with another metric or mode than the experiment's ({_tune.Metric}, {_tune.Mode})");
+        scheduler.Validate();
+
+        bool created = !Directory.Exists(ExperimentPath);
+        if (_restorePath is not null && created) throw new ExperimentOpenException($"'{ExperimentPath}' does not exist");
+        try
+        {
+            Directory.CreateDirectory(ExperimentPath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ExperimentOpenException($"storage_path '{_run.StoragePath ?? "results"}' is not writable: cannot create the experiment folder '{ExperimentPath}' ({e.Message})", e);
+        }
+        ExperimentLock? owner = null;
+        try
+        {
+            owner = AcquireLock(created);
+            if (_restorePath is null)
+            {
+                if (SqliteExperimentStore.Exists(ExperimentPath))
+                    throw new ExperimentOpenException($"an experiment already exists in '{ExperimentPath}': resume it (torchtrials resume {ExperimentPath}, Tuner.Restore) or choose another name");
+                foreach (var (name, text) in _run.ExperimentFiles) File.WriteAllText(Path.Combine(ExperimentPath, PathNames.Component(name)), text);
+            }
+            else if (_run.KeepStore)
+            {
+                SqliteExperimentStore.Inspect(ExperimentPath);
+            }
+            return new OpenedExperiment(owner, inventory, scheduler, created && _restorePath is null);
+        }
+        catch
+        {
+            // Only the lock's holder may remove the folder: a process refused the lock may have raced the owner to create it.
+            if (owner is not null && created && _restorePath is null) TryDelete(ExperimentPath);
+            owner?.Dispose();
+            throw;
+        }
+    }
+
+    private ExperimentLock AcquireLock(bool created)
+    {
+        try
+        {
+            return ExperimentLock.Acquire(ExperimentPath);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new ExperimentOpenException($"cannot write into the experiment folder '{ExperimentPath}': {e.Message}", e);
+        }
+        catch (IOException e) when (e is not ExperimentOpenException)
+        {
+            throw new ExperimentOpenException($"cannot write into the experiment folder '{ExperimentPath}': {e.Message}", e);
+        }
+    }
+
+    private static void TryDelete(string directory)
+    {
+        try
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+
+    /// <summary>What <see cref="Open"/> established: the held lock, the machine, the scheduler, and whether this fit created the folder.</summary>
+    private sealed record OpenedExperiment(ExperimentLock Lock, DeviceInventory Inventory, ITrialScheduler Scheduler, bool CreatedFolder) : IDisposable
+    {
+        public void Dispose() => Lock.Dispose();
+    }
+
+    private ResultGrid Run(OpenedExperiment opened, CancellationToken cancel)
+    {
+        using var _ = opened;
+        bool started = false;
+        try
+        {
+            return Run(opened, cancel, ref started);
+        }
+        catch when (opened.CreatedFolder && !started)
+        {
+            // A new run that failed before its first trial recorded nothing: leave nothing that blocks the corrected rerun.
+            TryDelete(ExperimentPath);
+            throw;
+        }
+    }
+
+    private ResultGrid Run(OpenedExperiment opened, CancellationToken cancel, ref bool started)
+    {
+        var logger = _loggers.CreateLogger("TorchTrials");
+        var inventory = opened.Inventory;
         var streams = inventory.Gpus.Any(g => g.IsUsableForTensors) ? CudaStreamApi.TryLoad(out _) : null;
         var allocator = new DeviceSlotAllocator(inventory, streams);
         var executorOptions = new ExecutorOptions
@@ -242,7 +362,7 @@ public sealed class Tuner
             RunAhead = _tune.RunAhead,
             Seed = _tune.Seed,
         };
-        var scheduler = _tune.Scheduler ?? new FifoScheduler();
+        var scheduler = opened.Scheduler;
         var controller = _restorePath is null
             ? new TrialController(executor, _registry, search, scheduler, _run.Stopper, callbacks, store, options, logger)
             : TrialController.Resume(store, executor, _registry, _resume, search, scheduler, _run.Stopper, callbacks, options, logger);
@@ -257,6 +377,7 @@ public sealed class Tuner
         }
         finally
         {
+            started = controller.Trials.Count > 0;
             controller.Dispose();
             fileLogger?.Dispose();
         }

@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchTrials.Trainables.Data;
+using TorchTrials.Trainables.Modules;
 using static TorchSharp.torch;
 
 namespace TorchTrials.Trainables.Builtin;
@@ -48,7 +49,7 @@ public sealed class MlpDigitsTrainable : DigitsClassifier
         {
             layers.Add(nn.Linear(inputs, width));
             layers.Add(nn.ReLU());
-            if (dropout > 0) layers.Add(nn.Dropout(dropout));
+            if (dropout > 0) layers.Add(new SeededDropout(dropout, TrialGenerator));
             inputs = width;
         }
         layers.Add(nn.Linear(inputs, DigitsDataset.Classes));
@@ -82,7 +83,7 @@ public sealed class ConvNetDigitsTrainable : DigitsClassifier
             nn.Flatten(),
             nn.Linear(2 * channels * 4 * 4, hidden),
             nn.ReLU(),
-            nn.Dropout(dropout),
+            new SeededDropout(dropout, TrialGenerator),
             nn.Linear(hidden, 10));
     }
 }

@@ -10,7 +10,7 @@ namespace TorchTrials.Trainables.Builtin;
 /// Shared machinery of the built-in supervised trainables: data resident on the trial's device, one iteration = one
 /// pass over the training set in shuffled mini-batches, validation after each pass, metrics reported as device
 /// tensors (read in batches by the runner), checkpoints of model and optimizer state through
-/// <see cref="TrainableState.Capture"/>. Hyperparameters read from the config:
+/// <see cref="TrainableState.Capture"/> plus the state of <see cref="TrialGenerator"/>. Hyperparameters read from the config:
 /// <c>lr</c>, <c>batch_size</c>, <c>optimizer</c> (adam, adamw, sgd, rmsprop), <c>weight_decay</c>, <c>momentum</c> (sgd, rmsprop).
 /// </summary>
 public abstract class SupervisedTrainable : Trainable
@@ -25,6 +25,17 @@ public abstract class SupervisedTrainable : Trainable
     protected nn.Module<Tensor, Tensor>? Model { get; private set; }
 
     protected optim.Optimizer? Optimizer { get; private set; }
+
+    /// <summary>
+    /// The trial's own random generator on its device, seeded from the trial seed at every build: models draw dropout masks
+    /// (<see cref="Modules.SeededDropout"/>) from it, never from LibTorch's process-wide generator that concurrent trials share.
+    /// Checkpoints carry its state.
+    /// </summary>
+    protected Generator TrialGenerator => _generator ?? throw new InvalidOperationException("the trial generator exists only from Setup on");
+
+    private Generator? _generator;
+
+    private const string GeneratorName = "trial";
 
     /// <summary>Builds the network for <paramref name="config"/>; called in Setup and when a reset changes the architecture.</summary>
     protected abstract nn.Module<Tensor, Tensor> BuildModel(TrialConfig config);
@@ -55,6 +66,9 @@ public abstract class SupervisedTrainable : Trainable
     {
         Optimizer?.Dispose();
         Model?.Dispose();
+        _generator?.Dispose();
+        // Another stream than the weight initialiser's (which is seeded with the trial seed itself).
+        _generator = new Generator(unchecked((ulong)Context.Seed * 0x9E3779B97F4A7C15UL + 1), Context.Device);
         var model = BuildModel(config);
         InitialiseWeights(model, Context.Seed);
         model.to(Context.Device);
@@ -118,10 +132,18 @@ public abstract class SupervisedTrainable : Trainable
                     if (field.GetValue(state) is Tensor t) yield return t;
     }
 
-    public override TrainableState Save() =>
-        TrainableState.Capture(_modelTensors, Optimizer, new JsonObject { ["trainable"] = GetType().Name });
+    public override TrainableState Save()
+    {
+        var state = TrainableState.Capture(_modelTensors, Optimizer, new JsonObject { ["trainable"] = GetType().Name });
+        state.AddGeneratorState(GeneratorName, TrialGenerator);
+        return state;
+    }
 
-    public override void Restore(TrainableState state) => state.RestoreInto(_modelTensors, Optimizer);
+    public override void Restore(TrainableState state)
+    {
+        state.RestoreInto(_modelTensors, Optimizer);
+        state.RestoreGeneratorState(GeneratorName, TrialGenerator);
+    }
 
     /// <summary>
     /// Takes a new config: a fresh model and optimizer with the new hyperparameters (the state a restore may then
@@ -139,6 +161,7 @@ public abstract class SupervisedTrainable : Trainable
         if (!disposing) return;
         Optimizer?.Dispose();
         Model?.Dispose();
+        _generator?.Dispose();
         _trainX?.Dispose();
         _trainY?.Dispose();
         _validX?.Dispose();

@@ -73,13 +73,14 @@ public sealed class PersistentCheckpoint : Checkpoint
         return new PersistentCheckpoint(full, result);
     }
 
-    /// <summary>Opens a checkpoint directory written by <see cref="Write"/>; throws naming the path when it is not one.</summary>
+    /// <summary>Opens a checkpoint directory written by <see cref="Write"/>; throws naming the path when it is not one or is incomplete.</summary>
     public static PersistentCheckpoint Open(string directory)
     {
         var full = Path.GetFullPath(directory);
         var metaPath = Path.Combine(full, MetadataFile);
         if (!File.Exists(metaPath) || !File.Exists(Path.Combine(full, TensorFile)))
             throw new FileNotFoundException($"'{directory}' is not a checkpoint directory (needs {TensorFile} and {MetadataFile})", metaPath);
+        SafeTensors.Verify(Path.Combine(full, TensorFile));
         var meta = JsonNode.Parse(File.ReadAllText(metaPath)) as JsonObject
             ?? throw new InvalidDataException($"{metaPath} is not a JSON object");
         var result = meta["result"] is JsonObject r ? TrialResult.FromJsonObject(r) : null;

@@ -5,6 +5,8 @@ namespace TorchTrials.Trainables.Checkpoints;
 /// checkpoint replaces the previous one; persistent checkpoints are ranked by a score attribute (a result key,
 /// "min-" prefixed to prefer low values) and at most <see cref="KeepCheckpointsNum"/> of the best are kept; a
 /// checkpoint that is not among the best is deleted once a newer one arrives. The newest is never deleted at once.
+/// Deviation: deleting goes through <see cref="RetirePersistent"/>, so a runner with a store can keep the files until the
+/// store has committed their replacement (a crash in between must still find a checkpoint the store knows).
 /// </summary>
 public sealed class CheckpointManager
 {
@@ -29,6 +31,9 @@ public sealed class CheckpointManager
     public bool ScoreMin { get; }
 
     public MemoryCheckpoint? NewestMemory { get; private set; }
+
+    /// <summary>Called for each persistent checkpoint retention lets go; deletes its files at once unless replaced.</summary>
+    public Action<PersistentCheckpoint> RetirePersistent { get; set; } = checkpoint => checkpoint.Delete();
 
     public Checkpoint? NewestPersistent { get; private set; }
 
@@ -58,7 +63,7 @@ public sealed class CheckpointManager
         if (ReferenceEquals(old, checkpoint)) return null;
         NewestPersistent = checkpoint;
         if (old is PersistentCheckpoint oldPersistent && !_best.Any(b => ReferenceEquals(b.Checkpoint, oldPersistent)) && !IsExternal(oldPersistent))
-            oldPersistent.Delete();
+            RetirePersistent(oldPersistent);
         if (checkpoint is not PersistentCheckpoint persistent) return null;
 
         if (checkpoint.Result is null || !checkpoint.Result.TryGetDouble(ScoreAttribute, out var raw))
@@ -75,7 +80,7 @@ public sealed class CheckpointManager
             return null;
         _best.Remove(worst);
         _best.Add((score, persistent));
-        if (!ReferenceEquals(worst.Checkpoint, NewestPersistent)) worst.Checkpoint.Delete();
+        if (!ReferenceEquals(worst.Checkpoint, NewestPersistent)) RetirePersistent(worst.Checkpoint);
         return null;
     }
 

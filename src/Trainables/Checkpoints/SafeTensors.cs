@@ -126,5 +126,34 @@ public static class SafeTensors
         return (result, metadata);
     }
 
+    /// <summary>Throws <see cref="InvalidDataException"/> naming the file unless its header parses and its data is all there.</summary>
+    public static void Verify(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 4096);
+        if (stream.Length < 8) throw new InvalidDataException($"{path} is truncated ({stream.Length} bytes)");
+        Span<byte> length = stackalloc byte[8];
+        stream.ReadExactly(length);
+        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(length);
+        if (headerLength > 100_000_000 || (long)headerLength > stream.Length - 8)
+            throw new InvalidDataException($"{path} is not a safetensors file (header length {headerLength}, file {stream.Length} bytes)");
+        var headerBytes = new byte[headerLength];
+        stream.ReadExactly(headerBytes);
+        JsonObject header;
+        try
+        {
+            header = JsonNode.Parse(headerBytes) as JsonObject ?? throw new InvalidDataException($"{path} has no JSON header");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path} has a damaged header: {e.Message}", e);
+        }
+        long end = 0;
+        foreach (var (name, node) in header)
+            if (name != "__metadata__" && node?["data_offsets"] is JsonArray offsets && offsets.Count == 2)
+                end = Math.Max(end, offsets[1]!.GetValue<long>());
+        long data = stream.Length - 8 - (long)headerLength;
+        if (data != end) throw new InvalidDataException($"{path} holds {data} bytes of tensor data, its header needs {end}");
+    }
+
     internal static string MetadataJson(JsonObject metadata) => metadata.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
 }

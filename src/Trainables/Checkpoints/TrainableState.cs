@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace TorchTrials.Trainables.Checkpoints;
 
 /// <summary>
-/// A snapshot of a trainable: named tensors (model parameters and buffers, optimizer state) and JSON
+/// A snapshot of a trainable: named tensors (model parameters and buffers, optimizer state, random generators' states) and JSON
 /// metadata (counters, small values). The snapshot owns its tensors; they stay on the device they were
 /// captured on until someone moves them.
 /// </summary>
@@ -104,6 +104,44 @@ public sealed class TrainableState : IDisposable
             if (optimizer is not null)
                 OptimizerStateCapture.Restore(optimizer, this);
         }
+    }
+
+    /// <summary>Prefix of the tensors that hold random generators' states.</summary>
+    public const string GeneratorPrefix = "generator.";
+
+    /// <summary>
+    /// Adds the state of <paramref name="generator"/> as the tensor "generator.NAME" (a byte tensor, on the CPU as LibTorch
+    /// returns it), so that restoring the snapshot makes the generator draw the same numbers again (PyTorch's
+    /// <c>Generator.get_state</c>, which Ray's trainables leave to the user).
+    /// </summary>
+    public void AddGeneratorState(string name, Generator generator)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var key = GeneratorPrefix + name;
+        if (TryGetTensor(key, out _)) throw new ArgumentException($"tensor name '{key}' appears twice in a trainable state");
+        _tensors.Add(new(key, generator.get_state().DetachFromDisposeScope()));
+        _byName = null;
+    }
+
+    /// <summary>
+    /// Sets <paramref name="generator"/> to the state saved as "generator.NAME"; false (and the generator untouched) when
+    /// the snapshot has none, as in checkpoints written before generators were saved.
+    /// </summary>
+    public bool RestoreGeneratorState(string name, Generator generator)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!TryGetTensor(GeneratorPrefix + name, out var saved)) return false;
+        // LibTorch takes a generator's state as a CPU byte tensor, whichever device the snapshot was moved to.
+        if (saved.device.type == DeviceType.CPU)
+        {
+            generator.set_state(saved);
+        }
+        else
+        {
+            using var host = saved.cpu();
+            generator.set_state(host);
+        }
+        return true;
     }
 
     /// <summary>A deep copy on <paramref name="device"/>; the copy of a CUDA state to the CPU uses pinned memory.</summary>

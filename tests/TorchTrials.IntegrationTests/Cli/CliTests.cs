@@ -78,6 +78,14 @@ public class CliTests : IDisposable
         { "trainable: __fake\nstop: {training_iteration: soon}\n", "stop.training_iteration: must be a number" },
         { "trainable: [__fake\n", "not valid YAML" },
         { "trainable: __fake\nparams: {lr: 0.1}\nsearch_space: {lr: {uniform: [0, 1]}}\n", "search_space.lr: is also set in params" },
+        { "trainable: __fake\nsearch_space: {lr: {loguniform: [0.001, 0.01]}\nmetric: x\nmode: max\n", "line 2: search_space: not valid YAML: the flow mapping '{' opened here is never closed" },
+        { "trainable: __fake\nresources_per_trial: {cpu: 1000}\n", "resources_per_trial: a trial requests 1000 CPUs but this machine has" },
+        { "trainable: __fake\nresources_per_trial: {gpu: 64}\n", "resources_per_trial: a trial requests 64 GPUs but this machine has" },
+        { "trainable: __fake\nscheduler: {type: asha}\n", "scheduler: needs a metric and a mode" },
+        { "trainable: __fake\ninventory: \"cpus=2,gpus=2x16GiB\"\nresources_per_trial: {gpu: 1.5}\n", "resources_per_trial: a trial requests 1.5 GPUs: a request above one GPU must be a whole number" },
+        { "trainable: __fake\nmetric: x\nmode: maximize\n", "mode: must be one of max, min, got 'maximize'" },
+        { "trainable: __fake\nsearch_space: {lr: {loguniorm: [0.001, 0.01]}}\n", "search_space.lr: unknown spec keyword 'loguniorm' (did you mean 'loguniform'?)" },
+        { "trainable: __fake\nstoppers: [{type: maximum_iteratoin, max_iter: 3}]\n", "got 'maximum_iteratoin' (did you mean 'maximum_iteration'?)" },
     };
 
     [Theory]
@@ -87,9 +95,75 @@ public class CliTests : IDisposable
         var results = Path.Combine(_dir, "results");
         var (code, output) = Cli("run", Spec(yaml), "--results-dir", results);
         Assert.Equal(ExitCodes.BadInput, code);
-        Assert.Contains(expected, output);
+        Assert.Contains(expected, Assert.Single(ErrorLines(output)));
         Assert.False(Directory.Exists(results));
     }
+
+    private static List<string> ErrorLines(string output) =>
+        output.Split('\n').Where(l => l.StartsWith("error:", StringComparison.Ordinal)).ToList();
+
+    private static List<string> Lines(string output) =>
+        output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+
+    [Fact]
+    public void An_unwritable_storage_path_is_bad_input_naming_it()
+    {
+        var (code, output) = Cli("run", Spec("name: x\ntrainable: __fake\nstorage_path: /proc/torchtrials-x\n"));
+        Assert.Equal(ExitCodes.BadInput, code);
+        Assert.Contains("storage_path '/proc/torchtrials-x' is not writable", Assert.Single(Lines(output)));
+    }
+
+    [Fact]
+    public void A_start_refused_for_resources_leaves_nothing_that_blocks_the_corrected_rerun()
+    {
+        var results = Path.Combine(_dir, "results");
+        var tooBig = FakeSweep.Replace("resources_per_trial: {cpu: 1}", "resources_per_trial: {cpu: 1000}", StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.BadInput, Cli("run", Spec(tooBig), "--results-dir", results).Code);
+
+        var (code, output) = Cli("run", Spec(FakeSweep), "--results-dir", results);
+        Assert.True(code == ExitCodes.Success, output);
+        Assert.Contains("3 trials (3 TERMINATED)", output);
+    }
+
+    public static TheoryData<string> Damages => new() { "empty", "truncated", "garbage" };
+
+    [Theory]
+    [MemberData(nameof(Damages))]
+    public void A_damaged_store_is_bad_input_for_run_resume_and_status_and_no_file_changes(string damage)
+    {
+        var results = Path.Combine(_dir, "results");
+        Assert.Equal(ExitCodes.Success, Cli("run", Spec(FakeSweep), "--results-dir", results).Code);
+        var experiment = Path.Combine(results, "fake");
+        var db = Path.Combine(experiment, SqliteExperimentStore.FileName);
+        switch (damage)
+        {
+            case "empty": File.WriteAllBytes(db, Array.Empty<byte>()); break;
+            case "truncated": File.WriteAllBytes(db, File.ReadAllBytes(db)[..5000]); break;
+            default: File.WriteAllBytes(db, Enumerable.Range(0, 20000).Select(i => (byte)(i * 7919 % 251)).ToArray()); break;
+        }
+        var before = FileHashes(experiment);
+
+        foreach (var args in new[] { new[] { "status", experiment }, new[] { "resume", experiment }, new[] { "run", Spec(FakeSweep), "--results-dir", results } })
+        {
+            var (code, output) = Cli(args);
+            Assert.True(code == ExitCodes.BadInput, $"{args[0]}: {output}");
+            var line = Assert.Single(Lines(output));
+            Assert.StartsWith("error:", line, StringComparison.Ordinal);
+            Assert.Contains(args[0] == "run" ? "an experiment already exists" : "is damaged", line);
+        }
+        Assert.Equal(before, FileHashes(experiment));
+    }
+
+    /// <summary>
+    /// Every file under <paramref name="dir"/> by relative path, with a hash of its bytes; the lock file holds no bytes and
+    /// cannot be opened while its owner lives, so only its presence counts.
+    /// </summary>
+    internal static SortedDictionary<string, string> FileHashes(string dir, Func<string, bool>? include = null) =>
+        new(Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories)
+            .Where(f => include?.Invoke(f) ?? true)
+            .ToDictionary(f => Path.GetRelativePath(dir, f), f => Path.GetFileName(f) == ExperimentLock.LockFileName
+                ? $"{new FileInfo(f).Length} bytes"
+                : Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(f)))), StringComparer.Ordinal);
 
     [Fact]
     public void Every_problem_of_a_spec_is_reported_at_once()
@@ -174,6 +248,9 @@ public class CliTests : IDisposable
         process.WaitForExit();
         long before = ResultCount(experiment);
         Assert.InRange(before, 12, 79);
+        // The killed owner left its lock file and pid behind; the OS released the lock itself, so resume is not refused.
+        Assert.True(File.Exists(Path.Combine(experiment, ExperimentLock.LockFileName)));
+        Assert.Equal(process.Id, ExperimentLock.ReadOwner(experiment)?.Pid);
 
         var (code, output) = Cli("resume", experiment);
         Assert.True(code == ExitCodes.Success, output);

@@ -69,6 +69,29 @@ public class SweepPlanTests
         Assert.Contains(error.Errors, e => e.Path.StartsWith(path, StringComparison.Ordinal) && e.Message.Contains(message, StringComparison.Ordinal));
     }
 
+    public static TheoryData<string, string, string> SingleProblems => new()
+    {
+        { "trainable: __fake\nsearch_space: {lr: {loguniform: [0.001, 0.01]}\nmetric: x\nmode: max\n", "search_space", "the flow mapping '{' opened here is never closed" },
+        { "trainable: __fake\nresources_per_trial: {cpu: 1000}\n", "resources_per_trial", "requests 1000 CPUs but this machine has" },
+        { "trainable: __fake\ninventory: \"cpus=2,gpus=2x16GiB\"\nresources_per_trial: {gpu: 1.5}\n", "resources_per_trial", "a request above one GPU must be a whole number" },
+        { "trainable: __fake\nscheduler: {type: asha}\n", "scheduler", "needs a metric and a mode" },
+        { "trainable: __fake\nmetric: x\nmode: maximize\n", "mode", "must be one of max, min, got 'maximize'" },
+        { "trainable: __fake\nscheduler: {type: ashaa, grace_period: 2}\n", "scheduler.type", "(did you mean 'asha'?)" },
+        { "trainable: __fake\nstoppers: [{type: maximum_iteratoin, max_iter: 3}]\n", "stoppers[0].type", "(did you mean 'maximum_iteration'?)" },
+        { "trainable: __fake\nsearch_space: {lr: {loguniorm: [0.001, 0.01]}}\n", "search_space.lr", "(did you mean 'loguniform'?)" },
+        { Head + "searcher: {type: tpe, n_startup: 2}\n", "searcher.n_startup", "unknown key (did you mean 'n_startup_trials'?)" },
+    };
+
+    [Theory]
+    [MemberData(nameof(SingleProblems))]
+    public void Each_problem_is_reported_once_naming_its_key(string yaml, string path, string message)
+    {
+        var error = Assert.Single(Assert.Throws<SpecValidationException>(() => SweepPlan.Parse(yaml, "test.yaml")).Errors);
+        Assert.Equal(path, error.Path);
+        Assert.Contains(message, error.Message);
+        Assert.NotNull(error.Line);
+    }
+
     [Fact]
     public void Without_a_name_each_run_gets_a_folder_named_after_the_spec_and_its_start_time()
     {

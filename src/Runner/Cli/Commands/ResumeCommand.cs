@@ -30,7 +30,12 @@ internal sealed class ResumeCommand(IAnsiConsole console, bool plain) : ICliComm
             if (parse.GetValue(resumeErrored) && parse.GetValue(restartErrored))
                 throw new CliInputException("--resume-errored and --restart-errored exclude each other");
             var plan = SweepRunner.LoadPlan(specCopy, Path.GetDirectoryName(path), Path.GetFileName(path));
-            var options = new ResumeOptions { ResumeErrored = parse.GetValue(resumeErrored), RestartErrored = parse.GetValue(restartErrored) };
+            var options = new ResumeOptions
+            {
+                ResumeErrored = parse.GetValue(resumeErrored),
+                RestartErrored = parse.GetValue(restartErrored),
+                OnWarning = line => console.MarkupLineInterpolated($"[yellow]warning:[/] {line}"),
+            };
             return SweepRunner.Execute(console, plain || parse.GetValue(plainOption), path, onSnapshot => plan.RestoreTuner(path, options, onSnapshot));
         });
         return command;

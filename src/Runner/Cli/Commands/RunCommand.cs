@@ -27,11 +27,9 @@ internal sealed class RunCommand(IAnsiConsole console, bool plain) : ICliCommand
             }
             var path = parse.GetValue(spec)!;
             var plan = SweepRunner.LoadPlan(path, parse.GetValue(resultsDir), parse.GetValue(name), simulated);
+            // The tuner refuses an experiment that exists or is owned by a live process, and writes the spec copy only once it
+            // owns the folder (SweepPlan.CreateTuner): never into another process's run.
             var probe = plan.CreateTuner();
-            if (SqliteExperimentStore.Exists(probe.ExperimentPath))
-                throw new CliInputException($"an experiment already exists in '{probe.ExperimentPath}': resume it with `torchtrials resume {probe.ExperimentPath}` or pick another --name");
-            Directory.CreateDirectory(probe.ExperimentPath);
-            File.WriteAllText(Path.Combine(probe.ExperimentPath, SweepPlan.SpecCopyName), plan.SpecText);
             return SweepRunner.Execute(console, plain || parse.GetValue(plainOption), probe.ExperimentPath, onSnapshot => plan.CreateTuner(onSnapshot));
         });
         return command;

@@ -25,13 +25,15 @@ internal sealed class StatusCommand(IAnsiConsole console) : ICliCommand
         return command;
     }
 
-    /// <summary>The experiment in <paramref name="path"/> as a result grid; bad input when there is none.</summary>
+    /// <summary>
+    /// The experiment in <paramref name="path"/> as a result grid, read without writing anything (its owner may be running);
+    /// bad input when there is none or its store is damaged.
+    /// </summary>
     public static ResultGrid LoadGrid(string path)
     {
         if (!Directory.Exists(path)) throw new CliInputException($"'{path}' does not exist");
         if (!SqliteExperimentStore.Exists(path)) throw new CliInputException($"'{path}' holds no experiment (no {SqliteExperimentStore.FileName})");
-        using var store = SqliteExperimentStore.Open(path);
-        var stored = store.Load() ?? throw new CliInputException($"the experiment in '{path}' is empty");
+        var stored = SqliteExperimentStore.Inspect(path);
         var trials = stored.Trials.Select(TrialStateCodec.Decode).Select(TrialSummary.Of).ToList();
         var metric = stored.State["metric"]?.GetValue<string>();
         MetricMode? mode = stored.State["mode"]?.GetValue<string>() is { } m ? Enum.Parse<MetricMode>(m, ignoreCase: true) : null;

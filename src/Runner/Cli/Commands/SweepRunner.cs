@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using Spectre.Console;
 using TorchTrials.Cli.Rendering;
@@ -8,10 +9,14 @@ using TorchTrials.Runner.Spec;
 
 namespace TorchTrials.Cli.Commands;
 
-/// <summary>Runs a tuner while showing its progress, handles Ctrl-C, and turns the outcome into an exit code.</summary>
+/// <summary>Runs a tuner while showing its progress, handles Ctrl-C and SIGTERM alike, and turns the outcome into an exit code.</summary>
 internal static class SweepRunner
 {
+    /// <summary>Exit code after Ctrl-C (SIGINT): trials were left resumable.</summary>
     public const int Interrupted = 130;
+
+    /// <summary>Exit code after SIGTERM, which stops the run as gracefully as Ctrl-C (128 + 15, the shell's convention).</summary>
+    public const int Terminated = 143;
 
     public static int Execute(IAnsiConsole console, bool plain, string experimentPath, Func<Action<ExperimentSnapshot>, Tuner> createTuner)
     {
@@ -23,11 +28,19 @@ internal static class SweepRunner
             cancel.Cancel();
         };
         Console.CancelKeyPress += onCtrlC;
+        bool terminated = false;
+        using var onSigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true;
+            terminated = true;
+            cancel.Cancel();
+        });
         try
         {
             var tuner = createTuner(snapshot => snapshots.Writer.TryWrite(snapshot));
-            console.WriteLine($"Experiment directory: {tuner.ExperimentPath}");
+            // Throws at once when the experiment cannot be opened (owned by another process, damaged): one line, nothing else.
             var fit = tuner.FitAsync(cancel.Token);
+            console.WriteLine($"Experiment directory: {tuner.ExperimentPath}");
             Show(console, plain, snapshots.Reader, fit);
 
             ResultGrid grid;
@@ -50,8 +63,8 @@ internal static class SweepRunner
             ResultsView.WriteSummary(console, grid);
             if (grid.WasInterrupted)
             {
-                console.WriteLine($"Interrupted. Resume with: torchtrials resume {grid.ExperimentPath}");
-                return Interrupted;
+                console.WriteLine($"{(terminated ? "Stopped by SIGTERM" : "Interrupted")}. Resume with: torchtrials resume {grid.ExperimentPath}");
+                return terminated ? Terminated : Interrupted;
             }
             if (grid.NumErrors > 0)
             {

@@ -66,9 +66,11 @@ public sealed class AshaPromotionScheduler : TrialSchedulerBase
 
     private int Top => _milestones.Length - 1;
 
+    public override void Validate() => OptionChecks.MetricAndMode(this, Metric, Mode);
+
     public override void OnTrialAdd(ITrialControl control, Trial trial)
     {
-        OptionChecks.MetricAndMode(this, Metric, Mode);
+        Validate();
         _nextRung.TryAdd(trial, 0);
     }
 

@@ -53,9 +53,11 @@ public sealed class AshaScheduler : TrialSchedulerBase
     /// <summary>The index of the bracket a trial was placed in, or null.</summary>
     public int? BracketOf(Trial trial) => _trialInfo.TryGetValue(trial.Id, out var b) ? _brackets.IndexOf(b) : null;
 
+    public override void Validate() => OptionChecks.MetricAndMode(this, Metric, Mode);
+
     public override void OnTrialAdd(ITrialControl control, Trial trial)
     {
-        OptionChecks.MetricAndMode(this, Metric, Mode);
+        Validate();
         int max = _brackets.Max(b => b.Rungs.Count);
         var weights = _brackets.Select(b => Math.Exp(b.Rungs.Count - max)).ToArray();
         double u = _random.NextDouble() * weights.Sum();

@@ -65,9 +65,11 @@ public sealed class HyperBandScheduler : TrialSchedulerBase
 
     private int InitialMilestone(int s) => (int)(_options.MaxT * Math.Pow(_options.ReductionFactor, -s));
 
+    public override void Validate() => OptionChecks.MetricAndMode(this, Metric, Mode);
+
     public override void OnTrialAdd(ITrialControl control, Trial trial)
     {
-        OptionChecks.MetricAndMode(this, Metric, Mode);
+        Validate();
         var bracket = _currentBracket;
         var band = _hyperbands[_bandIndex];
         if (bracket is null || bracket.Filled)

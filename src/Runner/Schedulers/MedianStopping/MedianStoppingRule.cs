@@ -38,7 +38,9 @@ public sealed class MedianStoppingRule : TrialSchedulerBase
     /// <summary>Trials stopped (or paused, without hard_stop) by the rule.</summary>
     public int NumStopped => _stopped.Count;
 
-    public override void OnTrialAdd(ITrialControl control, Trial trial) => OptionChecks.MetricAndMode(this, Metric, Mode);
+    public override void Validate() => OptionChecks.MetricAndMode(this, Metric, Mode);
+
+    public override void OnTrialAdd(ITrialControl control, Trial trial) => Validate();
 
     public override SchedulerDecision OnTrialResult(ITrialControl control, Trial trial, TrialResult result)
     {

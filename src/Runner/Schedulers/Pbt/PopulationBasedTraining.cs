@@ -78,9 +78,11 @@ public class PopulationBasedTraining : TrialSchedulerBase
 
     private protected string Name => GetType().Name;
 
+    public override void Validate() => OptionChecks.MetricAndMode(this, Metric, Mode);
+
     public override void OnTrialAdd(ITrialControl control, Trial trial)
     {
-        OptionChecks.MetricAndMode(this, Metric, Mode);
+        Validate();
         if (_state.ContainsKey(trial)) return;
         _state[trial] = new TrialState(trial.ExperimentTag);
         _order.Add(trial);
@@ -279,8 +281,8 @@ public class PopulationBasedTraining : TrialSchedulerBase
         var line = new JsonArray(p.RecipientTag, p.DonorTag, p.RecipientIteration, p.DonorIteration, p.DonorConfig.ToJsonObject(), p.NewConfig.ToJsonObject())
             .ToJsonString() + "\n";
         File.AppendAllText(Path.Combine(experimentDir, "pbt_global.txt"), line);
-        var trialPath = Path.Combine(experimentDir, $"pbt_policy_{trial.Id}.txt");
-        var donorPath = Path.Combine(experimentDir, $"pbt_policy_{donor.Id}.txt");
+        var trialPath = Path.Combine(experimentDir, PathNames.Component($"pbt_policy_{trial.Id}") + ".txt");
+        var donorPath = Path.Combine(experimentDir, PathNames.Component($"pbt_policy_{donor.Id}") + ".txt");
         if (File.Exists(donorPath)) File.Copy(donorPath, trialPath, overwrite: true);
         else File.Delete(trialPath);
         File.AppendAllText(trialPath, line);

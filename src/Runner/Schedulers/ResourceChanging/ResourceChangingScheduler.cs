@@ -53,6 +53,8 @@ public sealed class ResourceChangingScheduler : ITrialScheduler
 
     public bool SetSearchProperties(string? metric, MetricMode? mode) => _base.SetSearchProperties(metric, mode);
 
+    public void Validate() => _base.Validate();
+
     public void OnTrialAdd(ITrialControl control, Trial trial)
     {
         if (BaseTrialResources is null)

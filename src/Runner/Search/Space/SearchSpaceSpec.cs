@@ -75,7 +75,7 @@ internal static class SearchSpaceSpec
         };
         if (min < 0)
         {
-            errors.Add($"unknown spec keyword '{keyword}' (expected one of {string.Join(", ", Keywords)})");
+            errors.Add($"unknown spec keyword '{keyword}'{DidYouMean.Suggest(keyword, Keywords)} (expected one of {string.Join(", ", Keywords)})");
             return null;
         }
         if (args is not JsonArray array || array.Count < min || array.Count > max)
