@@ -72,15 +72,7 @@ public static class SafeTensors
     public static (List<KeyValuePair<string, Tensor>> Tensors, Dictionary<string, string> Metadata) Read(string path, Device? device = null)
     {
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
-        Span<byte> length = stackalloc byte[8];
-        stream.ReadExactly(length);
-        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(length);
-        if (headerLength > 100_000_000 || (long)headerLength > stream.Length - 8)
-            throw new InvalidDataException($"{path} is not a safetensors file (header length {headerLength})");
-        var headerBytes = new byte[headerLength];
-        stream.ReadExactly(headerBytes);
-        var header = JsonNode.Parse(headerBytes) as JsonObject ?? throw new InvalidDataException($"{path} has no JSON header");
-        long dataStart = 8 + (long)headerLength;
+        var (header, dataStart) = ReadHeader(stream, path);
 
         var metadata = new Dictionary<string, string>();
         var entries = new List<(string Name, ScalarType Dtype, long[] Shape, long Begin, long End)>();
@@ -130,6 +122,18 @@ public static class SafeTensors
     public static void Verify(string path)
     {
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 4096);
+        var (header, dataStart) = ReadHeader(stream, path);
+        long end = 0;
+        foreach (var (name, node) in header)
+            if (name != "__metadata__" && node?["data_offsets"] is JsonArray offsets && offsets.Count == 2)
+                end = Math.Max(end, offsets[1]!.GetValue<long>());
+        long data = stream.Length - dataStart;
+        if (data != end) throw new InvalidDataException($"{path} holds {data} bytes of tensor data, its header needs {end}");
+    }
+
+    /// <summary>The JSON header of a safetensors file and where its tensor data starts; a damaged header is an <see cref="InvalidDataException"/> naming the file.</summary>
+    private static (JsonObject Header, long DataStart) ReadHeader(FileStream stream, string path)
+    {
         if (stream.Length < 8) throw new InvalidDataException($"{path} is truncated ({stream.Length} bytes)");
         Span<byte> length = stackalloc byte[8];
         stream.ReadExactly(length);
@@ -138,21 +142,15 @@ public static class SafeTensors
             throw new InvalidDataException($"{path} is not a safetensors file (header length {headerLength}, file {stream.Length} bytes)");
         var headerBytes = new byte[headerLength];
         stream.ReadExactly(headerBytes);
-        JsonObject header;
         try
         {
-            header = JsonNode.Parse(headerBytes) as JsonObject ?? throw new InvalidDataException($"{path} has no JSON header");
+            var header = JsonNode.Parse(headerBytes) as JsonObject ?? throw new InvalidDataException($"{path} has no JSON header");
+            return (header, 8 + (long)headerLength);
         }
         catch (JsonException e)
         {
             throw new InvalidDataException($"{path} has a damaged header: {e.Message}", e);
         }
-        long end = 0;
-        foreach (var (name, node) in header)
-            if (name != "__metadata__" && node?["data_offsets"] is JsonArray offsets && offsets.Count == 2)
-                end = Math.Max(end, offsets[1]!.GetValue<long>());
-        long data = stream.Length - 8 - (long)headerLength;
-        if (data != end) throw new InvalidDataException($"{path} holds {data} bytes of tensor data, its header needs {end}");
     }
 
     internal static string MetadataJson(JsonObject metadata) => metadata.ToJsonString(new JsonSerializerOptions { WriteIndented = true });

@@ -262,7 +262,7 @@ public class CliTests : IDisposable
             Assert.Equal(Enumerable.Range(1, 20).Select(i => (long)i), store.ResultsOf(trial.Id).Select(r => r.TrainingIteration));
     }
 
-    private static long ResultCount(string experiment)
+    internal static long ResultCount(string experiment)
     {
         var db = Path.Combine(experiment, SqliteExperimentStore.FileName);
         if (!File.Exists(db)) return 0;

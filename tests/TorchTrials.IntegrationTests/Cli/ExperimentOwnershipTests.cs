@@ -60,24 +60,6 @@ public class ExperimentOwnershipTests : IDisposable
         }
     }
 
-    private static long ResultCount(string experiment)
-    {
-        var db = Path.Combine(experiment, SqliteExperimentStore.FileName);
-        if (!File.Exists(db)) return 0;
-        try
-        {
-            using var connection = new SqliteConnection($"Data Source={db};Mode=ReadOnly;Pooling=False");
-            connection.Open();
-            using var cmd = connection.CreateCommand();
-            cmd.CommandText = "SELECT COUNT(*) FROM results";
-            return (long)cmd.ExecuteScalar()!;
-        }
-        catch (SqliteException)
-        {
-            return 0;
-        }
-    }
-
     [Fact]
     public async Task Of_two_runs_started_together_one_is_refused_naming_the_owner_and_the_other_is_unaffected()
     {
@@ -132,7 +114,7 @@ public class ExperimentOwnershipTests : IDisposable
         WaitUntilOwned(experiment, owner);
         // Once the first result is in and written out (the loggers flush every second) nothing changes until the next one.
         var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (ResultCount(experiment) < 1 && DateTime.UtcNow < deadline) Thread.Sleep(50);
+        while (CliTests.ResultCount(experiment) < 1 && DateTime.UtcNow < deadline) Thread.Sleep(50);
         Thread.Sleep(1300);
         // -shm is SQLite's shared-memory index, which every reader updates: it is left out of the comparison.
         var before = CliTests.FileHashes(experiment, f => !f.EndsWith("-shm", StringComparison.Ordinal));
