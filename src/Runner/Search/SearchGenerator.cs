@@ -14,7 +14,7 @@ public sealed record SearchGeneratorOptions
 
     public MetricMode? Mode { get; init; }
 
-    /// <summary>Trial ids are "{prefix}_{index:D5}"; by default a short hash of the space, so they are deterministic.</summary>
+    /// <summary>Trial ids are "{prefix}_{index:D5}"; by default a prefix drawn for this experiment and kept in the saved state (<see cref="TrialIds"/>).</summary>
     public string? TrialIdPrefix { get; init; }
 }
 
@@ -31,7 +31,8 @@ public sealed class SearchGenerator : ISearchAlgorithm
     private readonly SearchSpace _space;
     private readonly TrialTemplate _template;
     private readonly int _numSamples;
-    private readonly string _prefix;
+    private readonly string? _explicitPrefix;
+    private string _prefix;
     private int _counter;
     private bool _finished;
 
@@ -45,7 +46,8 @@ public sealed class SearchGenerator : ISearchAlgorithm
         _searcher = searcher;
         _template = template;
         _numSamples = numSamples;
-        _prefix = options.TrialIdPrefix ?? DefaultPrefix(space, numSamples);
+        _explicitPrefix = options.TrialIdPrefix;
+        _prefix = _explicitPrefix ?? TrialIds.NewPrefix();
         if (!searcher.SetSearchProperties(options.Metric, options.Mode, space))
             throw new ArgumentException(
                 $"{searcher.GetType().Name} is already configured with another metric, mode or search space than this experiment's (metric {options.Metric ?? "unset"}, mode {options.Mode?.ToString() ?? "unset"})");
@@ -56,7 +58,7 @@ public sealed class SearchGenerator : ISearchAlgorithm
     public Trial? NextTrial()
     {
         if (IsFinished) return null;
-        string trialId = $"{_prefix}_{_counter.ToString("D5", CultureInfo.InvariantCulture)}";
+        string trialId = TrialIds.Format(_prefix, _counter);
         var suggestion = _searcher.Suggest(trialId);
         switch (suggestion.Kind)
         {
@@ -88,6 +90,7 @@ public sealed class SearchGenerator : ISearchAlgorithm
 
     public JsonNode? SaveState() => new JsonObject
     {
+        ["prefix"] = _prefix,
         ["counter"] = _counter,
         ["finished"] = _finished,
         ["searcher"] = _searcher.SaveState(),
@@ -95,20 +98,9 @@ public sealed class SearchGenerator : ISearchAlgorithm
 
     public void RestoreState(JsonNode state)
     {
+        _prefix = _explicitPrefix ?? state["prefix"]?.GetValue<string>() ?? _prefix;
         _counter = state["counter"]?.GetValue<int>() ?? 0;
         _finished = state["finished"]?.GetValue<bool>() ?? false;
         if (state["searcher"] is { } searcherState) _searcher.RestoreState(searcherState);
-    }
-
-    internal static string DefaultPrefix(SearchSpace space, int numSamples)
-    {
-        // FNV-1a over the space's description: stable across runs and machines, so a resumed experiment keeps its ids.
-        uint hash = 2166136261;
-        foreach (char c in $"{space}|{numSamples}")
-        {
-            hash ^= c;
-            hash *= 16777619;
-        }
-        return (hash & 0xFFFFF).ToString("x5", CultureInfo.InvariantCulture);
     }
 }

@@ -7,7 +7,7 @@ using static TorchTrials.Tests.Search.SearchTestKit;
 
 namespace TorchTrials.Tests.Search;
 
-/// <summary>Ray's SearchGenerator: a searcher's suggestions become trials, num_samples of them, with deterministic ids and Ray's tags.</summary>
+/// <summary>Ray's SearchGenerator: a searcher's suggestions become trials, num_samples of them, with ids under one prefix per experiment and Ray's tags.</summary>
 public class SearchGeneratorTests
 {
     private static SearchSpace Space() => new()
@@ -19,7 +19,7 @@ public class SearchGeneratorTests
     };
 
     [Fact]
-    public void It_stops_after_num_samples_trials_with_unique_deterministic_ids()
+    public void It_stops_after_num_samples_trials_with_unique_ids_under_the_chosen_prefix()
     {
         var generator = new SearchGenerator(new RandomSearcher(seed: 1), Space(), Template(), numSamples: 5,
             new SearchGeneratorOptions { TrialIdPrefix = "exp" });
@@ -84,17 +84,33 @@ public class SearchGeneratorTests
     }
 
     [Fact]
-    public void Resume_continues_the_count_and_the_searchers_stream()
+    public void Resume_continues_the_count_the_prefix_and_the_searchers_stream()
     {
-        var all = Drain(new SearchGenerator(new RandomSearcher(seed: 4), Space(), Template(), 6)).Select(t => $"{t.Id}:{t.Config}").ToList();
+        // Given a generator that produced 2 of its 6 trials and saved its state
+        var all = Drain(new SearchGenerator(new RandomSearcher(seed: 4), Space(), Template(), 6)).Select(t => t.Config).ToList();
         var first = new SearchGenerator(new RandomSearcher(seed: 4), Space(), Template(), 6);
-        var before = Enumerable.Range(0, 2).Select(_ => first.NextTrial()!).Select(t => $"{t.Id}:{t.Config}").ToList();
+        var before = Enumerable.Range(0, 2).Select(_ => first.NextTrial()!).ToList();
         var state = JsonNode.Parse(first.SaveState()!.ToJsonString())!;
 
+        // When a fresh generator (its searcher seeded otherwise) restores that state
         var resumed = new SearchGenerator(new RandomSearcher(seed: 999), Space(), Template(), 6);
         resumed.RestoreState(state);
+        var trials = before.Concat(Drain(resumed)).ToList();
 
-        Assert.Equal(all, before.Concat(Drain(resumed).Select(t => $"{t.Id}:{t.Config}")));
+        // Then the remaining configs are the first stream's, and the ids continue the first generator's prefix and count
+        Assert.Equal(all, trials.Select(t => t.Config));
+        string prefix = before[0].Id[..before[0].Id.LastIndexOf('_')];
+        Assert.Equal(Enumerable.Range(0, 6).Select(i => TrialIds.Format(prefix, i)), trials.Select(t => t.Id));
+    }
+
+    [Fact]
+    public void Two_generators_of_one_searcher_seed_give_the_same_configs_under_disjoint_ids()
+    {
+        var a = Drain(new SearchGenerator(new RandomSearcher(seed: 4), Space(), Template(), 6));
+        var b = Drain(new SearchGenerator(new RandomSearcher(seed: 4), Space(), Template(), 6));
+
+        Assert.Equal(a.Select(t => t.Config), b.Select(t => t.Config));
+        Assert.Empty(a.Select(t => t.Id).Intersect(b.Select(t => t.Id)));
     }
 
     [Fact]

@@ -20,7 +20,7 @@ public sealed record BasicVariantOptions
     /// <summary>Draw the random values once per sample and keep them across that sample's grid variants (Ray's <c>constant_grid_search</c>).</summary>
     public bool ConstantGridSearch { get; init; }
 
-    /// <summary>Trial ids are "{prefix}_{index:D5}"; by default derived from the seed.</summary>
+    /// <summary>Trial ids are "{prefix}_{index:D5}"; by default a prefix drawn for this experiment and kept in the saved state (<see cref="TrialIds"/>).</summary>
     public string? TrialIdPrefix { get; init; }
 }
 
@@ -67,7 +67,7 @@ public sealed class BasicVariantGenerator : ISearchAlgorithm
                     throw new ArgumentException($"points_to_evaluate[{p}]: key '{key}' does not correspond to a key of the search space");
         _seed = _options.Seed ?? SearchRandom.NewSeed();
         _explicitPrefix = _options.TrialIdPrefix;
-        _prefix = _explicitPrefix ?? PrefixFor(_seed);
+        _prefix = _explicitPrefix ?? TrialIds.NewPrefix();
         TotalSamples = CountTotal();
     }
 
@@ -97,6 +97,7 @@ public sealed class BasicVariantGenerator : ISearchAlgorithm
     public JsonNode? SaveState() => new JsonObject
     {
         ["seed"] = _seed,
+        ["prefix"] = _prefix,
         ["produced"] = _produced,
         ["finished"] = _finished,
         ["live"] = new JsonArray(_live.Order(StringComparer.Ordinal).Select(id => (JsonNode?)JsonValue.Create(id)).ToArray()),
@@ -105,7 +106,7 @@ public sealed class BasicVariantGenerator : ISearchAlgorithm
     public void RestoreState(JsonNode state)
     {
         _seed = state["seed"]?.GetValue<long>() ?? _seed;
-        _prefix = _explicitPrefix ?? PrefixFor(_seed);
+        _prefix = _explicitPrefix ?? state["prefix"]?.GetValue<string>() ?? _prefix;
         _produced = state["produced"]?.GetValue<int>() ?? 0;
         _finished = state["finished"]?.GetValue<bool>() ?? false;
         _live.Clear();
@@ -156,7 +157,7 @@ public sealed class BasicVariantGenerator : ISearchAlgorithm
             .ToImmutableDictionary(StringComparer.Ordinal);
         string number = index.ToString(CultureInfo.InvariantCulture);
         string tag = evaluated.Count == 0 ? number : $"{number}_{ConfigValues.FormatTag(evaluated)}";
-        return _template.CreateTrial($"{_prefix}_{index.ToString("D5", CultureInfo.InvariantCulture)}", config, tag, evaluated);
+        return _template.CreateTrial(TrialIds.Format(_prefix, index), config, tag, evaluated);
     }
 
     /// <summary>The preset config of sample <paramref name="sample"/>, or null when it is a plain sample.</summary>
@@ -181,6 +182,4 @@ public sealed class BasicVariantGenerator : ISearchAlgorithm
         if (total > int.MaxValue) throw new ArgumentException($"the sweep has {total} trials, more than can be run");
         return (int)total;
     }
-
-    private static string PrefixFor(long seed) => ((ulong)SearchRandom.Derive(seed, -1) & 0xFFFFF).ToString("x5", CultureInfo.InvariantCulture);
 }

@@ -70,12 +70,17 @@ public class BasicVariantGeneratorTests
     }
 
     [Fact]
-    public void The_same_seed_gives_the_same_trials_and_another_seed_other_ones()
+    public void The_same_seed_gives_the_same_configs_under_disjoint_ids_and_another_seed_other_configs()
     {
-        string Run(long seed) => string.Join(";", Drain(new BasicVariantGenerator(GridAndRandom(), Template(), 3, new BasicVariantOptions { Seed = seed }))
-            .Select(t => $"{t.Id}:{t.Config}"));
-        Assert.Equal(Run(42), Run(42));
-        Assert.NotEqual(Run(42), Run(43));
+        // Given generators of one space (three experiments of one spec), two with seed 42 and one with seed 43
+        List<Trial> Run(long seed) => Drain(new BasicVariantGenerator(GridAndRandom(), Template(), 3, new BasicVariantOptions { Seed = seed }));
+        var (a, b, other) = (Run(42), Run(42), Run(43));
+
+        // Then one seed gives the same configs in the same order, another seed other ones, and no two share a trial id
+        Assert.Equal(a.Select(t => t.Config), b.Select(t => t.Config));
+        Assert.NotEqual(a.Select(t => t.Config), other.Select(t => t.Config));
+        Assert.Empty(a.Select(t => t.Id).Intersect(b.Select(t => t.Id)));
+        Assert.Empty(a.Concat(b).Select(t => t.Id).Intersect(other.Select(t => t.Id)));
     }
 
     [Fact]
@@ -128,21 +133,25 @@ public class BasicVariantGeneratorTests
     }
 
     [Fact]
-    public void Resume_from_saved_state_produces_only_the_remaining_trials()
+    public void Resume_from_saved_state_produces_only_the_remaining_trials_under_the_same_prefix()
     {
+        // Given a generator that produced 7 of its 18 trials and saved its state
         var options = new BasicVariantOptions { Seed = 11 };
-        var all = Drain(new BasicVariantGenerator(GridAndRandom(), Template(), 3, options)).Select(t => $"{t.Id}:{t.Config}").ToList();
-
+        var all = Drain(new BasicVariantGenerator(GridAndRandom(), Template(), 3, options)).Select(t => t.Config).ToList();
         var first = new BasicVariantGenerator(GridAndRandom(), Template(), 3, options);
-        var before = Enumerable.Range(0, 7).Select(_ => first.NextTrial()!).Select(t => $"{t.Id}:{t.Config}").ToList();
+        var before = Enumerable.Range(0, 7).Select(_ => first.NextTrial()!).ToList();
         var state = first.SaveState()!;
 
+        // When a fresh generator restores that state
         var resumed = new BasicVariantGenerator(GridAndRandom(), Template(), 3, new BasicVariantOptions());
         resumed.RestoreState(System.Text.Json.Nodes.JsonNode.Parse(state.ToJsonString())!);
-        var after = Drain(resumed).Select(t => $"{t.Id}:{t.Config}").ToList();
+        var after = Drain(resumed);
 
-        Assert.Equal(all, before.Concat(after));
+        // Then it produces exactly the remaining 11 configs, and their ids continue the first generator's prefix and count
+        Assert.Equal(all, before.Concat(after).Select(t => t.Config));
         Assert.Equal(11, after.Count);
+        string prefix = before[0].Id[..before[0].Id.LastIndexOf('_')];
+        Assert.Equal(Enumerable.Range(0, 18).Select(i => TrialIds.Format(prefix, i)), before.Concat(after).Select(t => t.Id));
     }
 
     [Fact]
