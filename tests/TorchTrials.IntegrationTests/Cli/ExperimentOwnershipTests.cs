@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Data.Sqlite;
 using Spectre.Console.Testing;
 using TorchTrials.Cli;
+using TorchTrials.Cli.Commands;
 using TorchTrials.Runner.Store;
 
 namespace TorchTrials.IntegrationTests.Cli;
@@ -101,11 +102,12 @@ public class ExperimentOwnershipTests : IDisposable
     [Fact]
     public void While_a_run_is_live_resume_is_refused_naming_the_owner_and_status_reads_it_without_changing_a_file()
     {
-        // Given a live run whose one trial sleeps 3 s per step, so that nothing is written between its results
+        // Given a live run whose one trial sleeps 10 s per step, so that nothing is written between its results (a wide
+        // window: status and resume are two process starts, slow on a loaded machine)
         var spec = Spec("""
             name: quiet
             trainable: __fake
-            params: {sleep: 3}
+            params: {sleep: 10}
             stop: {training_iteration: 2}
             resources_per_trial: {cpu: 1}
             """);
@@ -131,7 +133,9 @@ public class ExperimentOwnershipTests : IDisposable
         Assert.Contains($"in use by process {owner.Id}", Assert.Single(resumeOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
         Assert.Equal(before, after);
 
+        // and the owner, stopped with SIGTERM mid-step, stops as gracefully as ever
+        using (var term = Process.Start("kill", new[] { "-TERM", owner.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) })!) term.WaitForExit();
         Assert.True(owner.WaitForExit(60_000));
-        Assert.Equal(ExitCodes.Success, owner.ExitCode);
+        Assert.Equal(SweepRunner.Terminated, owner.ExitCode);
     }
 }
