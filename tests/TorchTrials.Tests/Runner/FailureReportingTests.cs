@@ -14,7 +14,7 @@ public class FailureReportingTests
 {
     private static readonly TuneConfig ByScore = new() { Metric = "score", Mode = MetricMode.Max };
 
-    private static RunConfig Config(string storage) => new()
+    private static RunConfig Config(string storage, TextWriter? output = null, bool quiet = false) => new()
     {
         Name = "exp",
         StoragePath = storage,
@@ -22,6 +22,8 @@ public class FailureReportingTests
         ResourcesPerTrial = new Resources(cpu: 1),
         Inventory = DeviceInventory.Simulated(2),
         Loggers = TrialFileOptions.None,
+        ProgressOutput = output,
+        Quiet = quiet,
     };
 
     /// <summary>Reports one excellent score, then crashes with a two-line message (as native errors carry a trace after their first line).</summary>
@@ -47,7 +49,7 @@ public class FailureReportingTests
         using var temp = new TempDir();
 
         // Given three trials that each report one result and then crash
-        var tuner = new Tuner(CrashAfterOneResult, tuneConfig: ByScore with { NumSamples = 3 }, runConfig: Config(temp.Path));
+        var tuner = new Tuner(CrashAfterOneResult, tuneConfig: ByScore with { NumSamples = 3 }, runConfig: Config(temp.Path, quiet: true));
 
         // When the fit ends
         var grid = await tuner.FitAsync();
@@ -73,7 +75,7 @@ public class FailureReportingTests
 
         // Given a crashing trial whose only result (100) beats the finishing trial's last (3)
         var space = new SearchSpace { { "fail", Domain.Grid(true, false) } };
-        var tuner = new Tuner(FailWhenAsked, space, ByScore, Config(temp.Path));
+        var tuner = new Tuner(FailWhenAsked, space, ByScore, Config(temp.Path, quiet: true));
 
         // When the fit ends
         var grid = await tuner.FitAsync();
@@ -87,5 +89,62 @@ public class FailureReportingTests
             Assert.Equal(TrialStatus.Terminated, best.Status);
             Assert.Equal(3.0, best.LastResult!.GetDouble("score"));
         }
+    }
+
+    [Fact]
+    public async Task Without_a_logger_factory_a_fit_reports_trial_starts_errors_with_their_error_file_and_the_end_of_the_run()
+    {
+        using var temp = new TempDir();
+        var output = new StringWriter();
+
+        // Given a library fit with no logger factory, one trial crashing and one finishing, on the concurrent executor
+        var space = new SearchSpace { { "fail", Domain.Grid(true, false) } };
+        var tuner = new Tuner(FailWhenAsked, space, ByScore, Config(temp.Path, output));
+
+        // When the fit ends
+        var grid = await tuner.FitAsync();
+
+        // Then the output names each start, the error's first line with its error.txt, and the run's end
+        var text = output.ToString();
+        var failed = grid.Errors.Single();
+        foreach (var trial in grid) Assert.Contains($"Trial {trial.TrialId} started", text);
+        Assert.Contains($"Trial {failed.TrialId} errored: boom in step 2 (see {failed.ErrorFile})", text);
+        Assert.True(File.Exists(failed.ErrorFile));
+        Assert.DoesNotContain("native frame", text);
+        Assert.Contains("Run finished: 2 trial(s), 1 terminated, 1 errored", text);
+    }
+
+    [Fact]
+    public async Task A_run_whose_trials_all_error_ends_its_output_saying_the_run_failed()
+    {
+        using var temp = new TempDir();
+        var output = new StringWriter();
+
+        // Given two trials that both crash
+        var tuner = new Tuner(CrashAfterOneResult, tuneConfig: ByScore with { NumSamples = 2 }, runConfig: Config(temp.Path, output));
+
+        // When the fit ends
+        await tuner.FitAsync();
+
+        // Then the last line says the run failed, not that it finished
+        var last = output.ToString().TrimEnd().Split('\n')[^1];
+        Assert.StartsWith("Run failed: all 2 trial(s) errored", last);
+    }
+
+    [Fact]
+    public async Task A_quiet_fit_prints_nothing_even_when_trials_error()
+    {
+        using var temp = new TempDir();
+        var output = new StringWriter();
+
+        // Given a quiet fit whose trials crash
+        var tuner = new Tuner(CrashAfterOneResult, tuneConfig: ByScore with { NumSamples = 2 }, runConfig: Config(temp.Path, output, quiet: true));
+
+        // When the fit ends
+        var grid = await tuner.FitAsync();
+
+        // Then nothing was written, and the failures are still in the grid
+        Assert.Equal("", output.ToString());
+        Assert.Equal(2, grid.NumErrors);
     }
 }
