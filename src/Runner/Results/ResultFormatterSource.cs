@@ -73,7 +73,11 @@ public static class ResultHtml
         var metricKeys = grid.Where(t => t.LastResult is not null)
             .SelectMany(t => t.LastResult!.Metrics.Select(m => m.Key)).Distinct(StringComparer.Ordinal).ToList();
         var sw = new StringWriter();
-        sw.Write("<table><thead><tr><th>trial</th><th>status</th>");
+        sw.Write("<table>");
+        // Errors are said above the rows, so a notebook never shows a failed run as a plain table of numbers.
+        if (grid.NumErrors > 0)
+            sw.Write(grid.AllErrored ? $"<caption>all {grid.Count} trials errored</caption>" : $"<caption>{grid.NumErrors} of {grid.Count} trials errored</caption>");
+        sw.Write("<thead><tr><th>trial</th><th>status</th>");
         foreach (var k in configKeys) sw.Write($"<th>{Enc(k)}</th>");
         sw.Write("<th>iter</th>");
         foreach (var k in metricKeys) sw.Write($"<th>{Enc(k)}</th>");

@@ -55,6 +55,14 @@ public sealed record TrialSummary
         return mode == MetricMode.Max ? value : -value;
     }
 
+    /// <summary>The first line of an error message (an exception's message may carry a native trace after it).</summary>
+    internal static string FirstLine(string message)
+    {
+        var line = message.AsSpan().TrimStart();
+        int end = line.IndexOfAny('\r', '\n');
+        return (end < 0 ? line : line[..end]).TrimEnd().ToString();
+    }
+
     public static TrialSummary Of(Trial trial) => new()
     {
         TrialId = trial.Id,
@@ -110,20 +118,33 @@ public sealed class ResultGrid : IReadOnlyList<TrialSummary>
 
     public int NumTerminated => _trials.Count(t => t.Status == TrialStatus.Terminated);
 
+    /// <summary>True when the run had trials and every one of them errored: nothing trained to the end.</summary>
+    public bool AllErrored => _trials.Count > 0 && NumErrors == _trials.Count;
+
     /// <summary>
     /// The trial whose <paramref name="metric"/> is best (Ray's get_best_result); the experiment's metric and mode by default.
-    /// Throws naming what is missing when no metric is known or no trial reported it.
+    /// Only trials that did not error are ranked: an errored trial's last result is wherever it crashed. Throws naming what is
+    /// missing when no metric is known, when every trial errored, or when no other trial reported the metric.
     /// </summary>
     public TrialSummary GetBestResult(string? metric = null, MetricMode? mode = null, MetricScope scope = MetricScope.Last)
     {
         metric ??= Metric ?? throw new InvalidOperationException("no metric given and the experiment has none: pass metric and mode");
         mode ??= Mode ?? throw new InvalidOperationException($"no mode given for metric '{metric}': pass mode (max or min)");
+        if (AllErrored)
+        {
+            var first = _trials[0];
+            throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                $"no best result: all {Count} trial(s) errored, none finished (trial {first.TrialId}: {TrialSummary.FirstLine(first.Error ?? "(no message)")}{(first.ErrorFile is null ? "" : $"; see {first.ErrorFile}")})"));
+        }
         var best = _trials
+            .Where(t => t.Status != TrialStatus.Error)
             .Select(t => (Trial: t, Score: t.Score(metric, mode.Value, scope)))
             .Where(x => x.Score is not null)
             .OrderByDescending(x => x.Score)
             .FirstOrDefault();
-        return best.Trial ?? throw new InvalidOperationException($"no trial reported the metric '{metric}'");
+        return best.Trial ?? throw new InvalidOperationException(NumErrors == 0
+            ? $"no trial reported the metric '{metric}'"
+            : string.Create(CultureInfo.InvariantCulture, $"no trial that did not error reported the metric '{metric}' ({NumErrors} errored trial(s) are not ranked)"));
     }
 
     /// <summary>One row per trial: id, status, config values ("config/NAME") and the last result's values.</summary>
@@ -147,5 +168,6 @@ public sealed class ResultGrid : IReadOnlyList<TrialSummary>
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
     public override string ToString() =>
-        string.Create(CultureInfo.InvariantCulture, $"ResultGrid<{Count} trials: {NumTerminated} terminated, {NumErrors} errors> at {ExperimentPath}");
+        string.Create(CultureInfo.InvariantCulture,
+            $"ResultGrid<{Count} trials: {NumTerminated} terminated, {NumErrors} errors{(AllErrored ? ": all trials errored" : "")}> at {ExperimentPath}");
 }

@@ -72,13 +72,16 @@ public sealed class SweepPlan
         return plan;
     }
 
-    /// <summary>A tuner for a new run of this plan; the spec is kept in the experiment as <see cref="SpecCopyName"/> so the run can be resumed.</summary>
+    /// <summary>
+    /// A tuner for a new run of this plan; the spec is kept in the experiment as <see cref="SpecCopyName"/> so the run can be
+    /// resumed. A caller that displays <paramref name="onSnapshot"/> (the CLI) has its own display: the tuner prints no lines of its own.
+    /// </summary>
     public Tuner CreateTuner(Action<ExperimentSnapshot>? onSnapshot = null, ILoggerFactory? loggerFactory = null) =>
-        new(Trainable, Space, Tune, Run with { OnSnapshot = onSnapshot, ExperimentFiles = new Dictionary<string, string> { [SpecCopyName] = SpecText } }, Registry, loggerFactory);
+        new(Trainable, Space, Tune, Run with { OnSnapshot = onSnapshot, Quiet = Run.Quiet || onSnapshot is not null, ExperimentFiles = new Dictionary<string, string> { [SpecCopyName] = SpecText } }, Registry, loggerFactory);
 
-    /// <summary>A tuner continuing this plan's experiment in <paramref name="experimentPath"/>.</summary>
+    /// <summary>A tuner continuing this plan's experiment in <paramref name="experimentPath"/>; quiet when <paramref name="onSnapshot"/> is displayed, as <see cref="CreateTuner"/>.</summary>
     public Tuner RestoreTuner(string experimentPath, ResumeOptions resume, Action<ExperimentSnapshot>? onSnapshot = null, ILoggerFactory? loggerFactory = null) =>
-        Tuner.Restore(experimentPath, Trainable, resume, Space, Tune, Run with { OnSnapshot = onSnapshot }, Registry, loggerFactory);
+        Tuner.Restore(experimentPath, Trainable, resume, Space, Tune, Run with { OnSnapshot = onSnapshot, Quiet = Run.Quiet || onSnapshot is not null }, Registry, loggerFactory);
 
     private void Read(SpecReader spec, string specDirectory, string? storagePathOverride, string? nameOverride, DeviceInventory? inventoryOverride)
     {

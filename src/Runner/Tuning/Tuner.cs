@@ -111,6 +111,15 @@ public sealed record RunConfig
 
     public TimeSpan SnapshotInterval { get; init; } = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>
+    /// No progress lines. Without a logger factory the tuner otherwise writes one line per trial start and error (its
+    /// message's first line and error.txt) and one at the end of the run (Ray's default reporter, verbose=1).
+    /// </summary>
+    public bool Quiet { get; init; }
+
+    /// <summary>Where those progress lines go; the console when null.</summary>
+    public TextWriter? ProgressOutput { get; init; }
+
     /// <summary>Keep the SQLite experiment store (needed to resume); off only for throwaway runs.</summary>
     public bool KeepStore { get; init; } = true;
 
@@ -138,6 +147,7 @@ public sealed class Tuner
     private readonly RunConfig _run;
     private readonly TrainableRegistry _registry;
     private readonly ILoggerFactory _loggers;
+    private readonly bool _loggerFactoryGiven;
     private readonly string? _restorePath;
     private readonly ResumeOptions? _resume;
 
@@ -165,6 +175,7 @@ public sealed class Tuner
         _tune = tuneConfig ?? new TuneConfig();
         _run = runConfig ?? new RunConfig();
         _loggers = loggerFactory ?? NullLoggerFactory.Instance;
+        _loggerFactoryGiven = loggerFactory is not null;
         _restorePath = restorePath;
         _resume = resume;
         if (_tune.NumSamples < 1) throw new ArgumentOutOfRangeException(nameof(tuneConfig), $"num_samples must be at least 1, got {_tune.NumSamples}");
@@ -345,6 +356,9 @@ public sealed class Tuner
         var callbacks = new List<ITrialCallback>(_run.Callbacks);
         var fileLogger = _run.Loggers is { Csv: false, Json: false, TensorBoard: false } ? null : new TrialFileLogger(_run.Loggers, logger);
         if (fileLogger is not null) callbacks.Add(fileLogger);
+        // A logger factory receives the same failures as log entries; printing them too would say everything twice.
+        var reporter = _run.Quiet || _loggerFactoryGiven ? null : new ConsoleTrialReporter(_run.ProgressOutput ?? Console.Out);
+        if (reporter is not null) callbacks.Add(reporter);
         var name = Path.GetFileName(ExperimentPath);
         if (_run.OnSnapshot is { } onSnapshot)
             callbacks.Add(new SnapshotPublisher(name, allocator, _tune.Metric, _tune.Mode, _run.SnapshotInterval, onSnapshot));
@@ -373,6 +387,7 @@ public sealed class Tuner
             {
                 WasInterrupted = !controller.IsFinished,
             };
+            reporter?.RunEnded(grid);
             return grid;
         }
         finally

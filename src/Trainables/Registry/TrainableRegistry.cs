@@ -65,16 +65,24 @@ public sealed class TrainableRegistry
     public TrainableRegistry RegisterFunction(string name, TrainFunction function, Func<TrialConfig, Resources?>? defaultResources = null, string description = "") =>
         Register(new RegisteredTrainable(name, () => new FunctionTrainable(function), defaultResources, description));
 
-    /// <summary>Registers every public class deriving from <see cref="Trainable"/> and every static TrainFunction-shaped method marked [Trainable].</summary>
+    /// <summary>
+    /// Registers every class deriving from <see cref="Trainable"/> and every static TrainFunction-shaped method marked [Trainable].
+    /// An assembly that yields none is an error naming the classes that lack the attribute: loading it was meant to add trainables.
+    /// </summary>
     public TrainableRegistry RegisterAssembly(Assembly assembly)
     {
+        int registered = 0;
+        var unmarked = new List<string>();
         foreach (var type in assembly.GetTypes())
         {
-            if (type.GetCustomAttribute<TrainableAttribute>() is { } attr && typeof(Trainable).IsAssignableFrom(type) && !type.IsAbstract)
+            bool isTrainableClass = typeof(Trainable).IsAssignableFrom(type) && !type.IsAbstract;
+            if (isTrainableClass && type.GetCustomAttribute<TrainableAttribute>() is null) unmarked.Add(type.FullName ?? type.Name);
+            if (type.GetCustomAttribute<TrainableAttribute>() is { } attr && isTrainableClass)
             {
                 var ctor = type.GetConstructor(Type.EmptyTypes)
                     ?? throw new InvalidOperationException($"trainable {type.FullName} ('{attr.Name}') needs a public parameterless constructor");
                 Register(new RegisteredTrainable(attr.Name, () => (Trainable)ctor.Invoke(null), DefaultResourcesOf(type), attr.Description));
+                registered++;
             }
             foreach (var method in type.GetMethods(BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static))
             {
@@ -82,7 +90,15 @@ public sealed class TrainableRegistry
                 var function = (TrainFunction)Delegate.CreateDelegate(typeof(TrainFunction), method, throwOnBindFailure: false)!
                     ?? throw new InvalidOperationException($"[Trainable(\"{fattr.Name}\")] {type.FullName}.{method.Name} must have the TrainFunction signature");
                 RegisterFunction(fattr.Name, function, description: fattr.Description);
+                registered++;
             }
+        }
+        if (registered == 0)
+        {
+            var file = assembly.Location.Length > 0 ? Path.GetFileName(assembly.Location) : assembly.GetName().Name + ".dll";
+            throw new InvalidOperationException(unmarked.Count > 0
+                ? $"loaded {file}: 0 trainables; add [Trainable(\"name\")] to {string.Join(", ", unmarked.Order(StringComparer.Ordinal))}"
+                : $"loaded {file}: 0 trainables; add [Trainable(\"name\")] to a class deriving from Trainable or to a static TrainFunction-shaped method");
         }
         return this;
     }

@@ -71,7 +71,8 @@ internal static class ResultsView
         }
         catch (InvalidOperationException)
         {
-            console.WriteLine($"No trial reported {grid.Metric} yet.");
+            // Errored trials are never ranked (GetBestResult): a run of only those has no best, which is not "not yet".
+            console.WriteLine(grid.AllErrored ? $"No best trial: all {grid.Count} trials errored." : $"No trial reported {grid.Metric} yet.");
             return;
         }
         var summary = best.Metrics[grid.Metric];

@@ -99,6 +99,28 @@ public class ResultsViewTests
     }
 
     [Fact]
+    public void A_run_whose_trials_all_errored_has_no_best_trial_even_when_they_reported_the_metric()
+    {
+        // Given two trials that each reported a score and then errored
+        var trials = new[] { "a", "b" }.Select(id => new TrialSummary
+        {
+            TrialId = id,
+            TrainableName = "peak",
+            Status = TrialStatus.Error,
+            Config = TrialConfig.Empty,
+            Metrics = new Dictionary<string, MetricSummary> { ["score"] = new MetricSummary(1.0, 1.0, 1.0, 1.0, 1) },
+            Error = "boom",
+        });
+        var console = new TestConsole();
+
+        // When the CLI writes the best trial
+        ResultsView.WriteBest(console, new ResultGrid(trials, "/tmp/exp", "score", MetricMode.Max));
+
+        // Then it says there is none because every trial errored
+        Assert.Equal("No best trial: all 2 trials errored.", console.Output.Trim());
+    }
+
+    [Fact]
     public void A_snapshot_lists_the_searched_hyperparameters_in_the_order_of_the_spec()
     {
         var keys = new[] { "lr", "width", "depth", "dropout", "batch_size" };
