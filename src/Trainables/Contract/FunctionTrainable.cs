@@ -8,7 +8,8 @@ namespace TorchTrials.Trainables;
 /// <see cref="Metrics.Checkpoint"/> becomes the function's latest checkpoint; after a restore the function is
 /// started again with <see cref="FunctionContext.Checkpoint"/> set, as Ray's function trainables are.
 /// Tensors the function creates before its first yield (its data, its model) live until it returns, is restarted
-/// or its trainable is disposed; each later step's tensors are freed when the step yields, unless passed to
+/// or its trainable is disposed (so do its first iteration's temporaries: one step's worth, once); each later step's
+/// tensors are freed when the step yields, unless passed to
 /// <see cref="FunctionContext.Keep"/>. (Ray runs the function on a thread of its own and Python frees by reference
 /// count; here the function runs step by step on the trial's thread, so tensors need an owner.)
 /// </summary>
