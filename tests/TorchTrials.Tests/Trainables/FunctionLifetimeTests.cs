@@ -59,6 +59,32 @@ public class FunctionLifetimeTests
     }
 
     [Fact]
+    public void A_functions_tensors_are_freed_when_it_returns_before_the_trainable_is_disposed()
+    {
+        // Given a function that builds a tensor before its loop and returns after 3 iterations
+        var entry = TrainableRegistry.CreateDefault().RegisterFunction("three", (c, ctx) => Three()).Get("three");
+        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        using var host = TrainableHost.Create(entry, TrialConfig.Empty, Context());
+
+        // When it runs its 3 iterations and then returns
+        var sums = Enumerable.Range(0, 3).Select(_ => host.Train().GetDouble("sum")).ToList();
+        long whileRunning = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        var end = host.Train();
+
+        // Then its tensor was alive for every iteration and is freed once it has returned
+        Assert.Equal(new[] { 3.0, 3, 3 }, sums);
+        Assert.True(end.Done);
+        Assert.True(whileRunning > before);
+        Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+
+        static IEnumerable<Metrics> Three()
+        {
+            var data = ones(3);
+            for (int i = 0; i < 3; i++) yield return new Metrics { { "sum", data.sum() } };
+        }
+    }
+
+    [Fact]
     public void Setup_tensors_built_without_a_scope_or_detach_live_through_steps_and_are_freed_at_dispose()
     {
         // Given a class trainable whose Setup builds its tensors with no scope and no DetachFromDisposeScope
