@@ -34,7 +34,9 @@ public sealed record TrainableContext
 /// A training job in class form (Ray's Trainable): <see cref="Setup"/> once, then <see cref="Step"/> per
 /// iteration. <see cref="Save"/> and <see cref="Restore"/> move state in and out as a <see cref="TrainableState"/>
 /// (tensors stay on the device); <see cref="Reset"/> lets a finished instance take a new config instead of
-/// being rebuilt. Every call for one instance happens on the same thread, the trial's own.
+/// being rebuilt. Every call for one instance happens on the same thread, the trial's own. Tensors created in
+/// <see cref="Setup"/> (outside a scope of its own) live until the trainable is disposed; <see cref="Step"/>,
+/// <see cref="Save"/> and <see cref="Restore"/> run inside a dispose scope that frees what they create.
 /// </summary>
 public abstract class Trainable : IDisposable
 {
@@ -61,9 +63,13 @@ public abstract class Trainable : IDisposable
     /// <summary>Takes a new config for reuse by the next trial; return false when that is not possible.</summary>
     public virtual bool Reset(TrialConfig newConfig) => false;
 
+    /// <summary>Tensors <see cref="Setup"/> created, freed after <see cref="Dispose(bool)"/>.</summary>
+    internal OwnedTensors SetupTensors { get; } = new();
+
     public void Dispose()
     {
         Dispose(true);
+        SetupTensors.Dispose();
         GC.SuppressFinalize(this);
     }
 

@@ -70,7 +70,12 @@ public sealed class TrainableHost : IDisposable
         {
             trainable.Context = context;
             trainable.Config = config;
-            trainable.Setup(config);
+            // Setup's tensors are the trainable's until Dispose; the scope keeps its temporaries from finalizers meanwhile.
+            using (var scope = NewDisposeScope())
+            {
+                trainable.Setup(config);
+                trainable.SetupTensors.Adopt(scope);
+            }
             return new TrainableHost(trainable, context);
         }
         catch
