@@ -125,6 +125,7 @@ public sealed class EarlyStoppingBenchmark(EarlyStoppingBenchmark.Space space = 
             new RunConfig
             {
                 StoragePath = options.WorkDirectory,
+                Quiet = true,
                 Name = $"{(useAsha ? "asha" : "fifo")}-{seed}-{Guid.NewGuid().ToString("N")[..6]}",
                 Stop = new Dictionary<string, double> { [TrialResult.TrainingIterationKey] = maxT },
                 ResourcesPerTrial = new Resources(cpu: 1),

@@ -20,6 +20,7 @@ internal static class Runs
             new RunConfig
             {
                 StoragePath = options.WorkDirectory,
+                Quiet = true,
                 Name = $"{trainable}-{Guid.NewGuid().ToString("N")[..8]}",
                 Stop = new Dictionary<string, double> { [TrialResult.TrainingIterationKey] = iterations },
                 ResourcesPerTrial = new Resources(cpu: cpu),
