@@ -24,6 +24,8 @@ internal sealed class ResultFormatterSource
         yield return new HtmlFormatter(typeof(TrialSummary));
         yield return new PlainTextFormatter(typeof(ResultGrid));
         yield return new PlainTextFormatter(typeof(TrialSummary));
+        yield return new HtmlFormatter(typeof(HistoryTable));
+        yield return new PlainTextFormatter(typeof(HistoryTable));
     }
 
     internal sealed class HtmlFormatter(Type type)
@@ -42,6 +44,9 @@ internal sealed class ResultFormatterSource
                 case TrialSummary trial:
                     writer.Write(ResultHtml.Grid(new ResultGrid(new[] { trial }, trial.LogDirectory ?? "")));
                     return true;
+                case HistoryTable table:
+                    writer.Write(ResultHtml.History(table));
+                    return true;
                 default:
                     return false;
             }
@@ -56,7 +61,7 @@ internal sealed class ResultFormatterSource
 
         public bool Format(object instance, TextWriter writer)
         {
-            if (instance is not (ResultGrid or TrialSummary)) return false;
+            if (instance is not (ResultGrid or TrialSummary or HistoryTable)) return false;
             writer.Write(instance.ToString());
             return true;
         }
@@ -89,6 +94,34 @@ public static class ResultHtml
             sw.Write($"<td>{t.LastResult?.TrainingIteration}</td>");
             foreach (var k in metricKeys) sw.Write($"<td>{Enc(t.LastResult?[k] is { } m ? TrialConfig.Format(m) : "")}</td>");
             sw.Write("</tr>");
+        }
+        sw.Write("</tbody></table>");
+        return sw.ToString();
+    }
+
+    /// <summary>
+    /// A table with one row per result (every column of <see cref="HistoryTable.Columns"/>); past <paramref name="maxRows"/>
+    /// rows the first and last halves are shown with a row saying how many were left out, so a long sweep stays readable.
+    /// </summary>
+    public static string History(HistoryTable table, int maxRows = 50)
+    {
+        var sw = new StringWriter();
+        sw.Write($"<table><caption>{Enc(table.ToString())}</caption><thead><tr>");
+        foreach (var c in table.Columns) sw.Write($"<th>{Enc(c)}</th>");
+        sw.Write("</tr></thead><tbody>");
+        int head = table.Count <= maxRows ? table.Count : maxRows / 2;
+        int tail = table.Count <= maxRows ? 0 : maxRows - head;
+        void Row(HistoryRow row)
+        {
+            sw.Write("<tr>");
+            foreach (var c in table.Columns) sw.Write($"<td>{Enc(row[c] is { } v ? TrialConfig.Format(v) : "")}</td>");
+            sw.Write("</tr>");
+        }
+        for (int i = 0; i < head; i++) Row(table[i]);
+        if (tail > 0)
+        {
+            sw.Write($"<tr><td colspan=\"{table.Columns.Count}\">... {table.Count - head - tail} more rows ...</td></tr>");
+            for (int i = table.Count - tail; i < table.Count; i++) Row(table[i]);
         }
         sw.Write("</tbody></table>");
         return sw.ToString();

@@ -1,6 +1,8 @@
 using System.Collections;
 using System.Globalization;
+using Microsoft.Data.Sqlite;
 using TorchTrials.Runner.Schedulers;
+using TorchTrials.Runner.Store;
 using TorchTrials.Trainables;
 using TorchTrials.Trainables.Checkpoints;
 
@@ -99,6 +101,65 @@ public sealed class ResultGrid : IReadOnlyList<TrialSummary>
     }
 
     public string ExperimentPath { get; }
+
+    /// <summary>Each trial's stored results, oldest first, when the grid was read from the store; null for a live grid.</summary>
+    private IReadOnlyDictionary<string, IReadOnlyList<TrialResult>>? _histories;
+
+    /// <summary>
+    /// The finished (or still running) experiment in <paramref name="directory"/>, read from its store without writing
+    /// anything (Ray's ExperimentAnalysis / ResultGrid restored from a path), with every trial's full history. Throws
+    /// <see cref="ExperimentOpenException"/> with a one-line message naming the folder or file when it holds no experiment
+    /// or its store is damaged.
+    /// </summary>
+    public static ResultGrid Open(string directory)
+    {
+        if (!System.IO.Directory.Exists(directory)) throw new ExperimentOpenException($"'{directory}' does not exist");
+        var path = Path.GetFullPath(directory);
+        using var store = SqliteExperimentStore.OpenReadOnly(directory);
+        try
+        {
+            // One read-only connection for the trials and their results: a consistent picture even while the owner writes.
+            var stored = store.Load() ?? throw new ExperimentOpenException($"'{Path.Combine(path, SqliteExperimentStore.FileName)}' holds no experiment (no trials and no state)");
+            var trials = stored.Trials.Select(TrialStateCodec.Decode).Select(TrialSummary.Of).ToList();
+            var histories = trials.ToDictionary(t => t.TrialId, t => store.ResultsOf(t.TrialId), StringComparer.Ordinal);
+            var metric = stored.State["metric"]?.GetValue<string>();
+            MetricMode? mode = stored.State["mode"]?.GetValue<string>() is { } m ? Enum.Parse<MetricMode>(m, ignoreCase: true) : null;
+            return new ResultGrid(trials, path, metric, mode) { _histories = histories };
+        }
+        catch (SqliteException e)
+        {
+            throw SqliteExperimentStore.Damaged(Path.Combine(path, SqliteExperimentStore.FileName), e);
+        }
+    }
+
+    /// <summary>
+    /// The results trial <paramref name="trialId"/> reported, oldest first (Ray's Result.metrics_dataframe as records). A live
+    /// grid (from FitAsync) reads them from the experiment's store on first use.
+    /// </summary>
+    public IReadOnlyList<TrialResult> HistoryOf(string trialId) =>
+        Histories().TryGetValue(trialId, out var history) ? history : throw new KeyNotFoundException($"no trial '{trialId}' in the grid");
+
+    /// <summary>
+    /// Every trial's full per-iteration history as one table (Ray's get_dataframe() over every trial's metrics_dataframe,
+    /// Optuna's trials_dataframe()), with CSV export and a DataFrame view. A live grid reads it from the experiment's store.
+    /// </summary>
+    public HistoryTable GetHistory()
+    {
+        var histories = Histories();
+        return new HistoryTable(_trials.SelectMany(t => histories.GetValueOrDefault(t.TrialId) ?? Array.Empty<TrialResult>(),
+            (t, r) => new HistoryRow(t.TrialId, t.Status, t.Config, r.TrainingIteration,
+                r.Keys.Where(k => k is not (TrialResult.TrialIdKey or TrialResult.TrainingIterationKey))
+                    .ToDictionary(k => k, k => r[k], StringComparer.Ordinal))));
+    }
+
+    private IReadOnlyDictionary<string, IReadOnlyList<TrialResult>> Histories()
+    {
+        if (_histories is not null) return _histories;
+        if (!SqliteExperimentStore.Exists(ExperimentPath))
+            throw new InvalidOperationException($"no history: '{ExperimentPath}' holds no experiment store (the run kept no record)");
+        _histories = Open(ExperimentPath)._histories!;
+        return _histories;
+    }
 
     /// <summary>True when the run was cancelled before every trial finished (resume it to go on).</summary>
     public bool WasInterrupted { get; init; }

@@ -138,7 +138,7 @@ public sealed class SqliteExperimentStore : IExperimentStore
         }
     }
 
-    private static ExperimentOpenException Damaged(string path, SqliteException e) =>
+    internal static ExperimentOpenException Damaged(string path, SqliteException e) =>
         new($"'{path}' is damaged: {e.Message.Replace("SQLite Error ", "SQLite error ", StringComparison.Ordinal).ReplaceLineEndings(" ")}", e);
 
     /// <summary>True when <paramref name="directory"/> holds an experiment store.</summary>
