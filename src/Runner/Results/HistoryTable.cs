@@ -45,7 +45,13 @@ public sealed class HistoryTable : IReadOnlyList<HistoryRow>
 
     public HistoryTable(IEnumerable<HistoryRow> rows)
     {
-        _rows = rows.ToList();
+        var list = rows.ToList();
+        // The store's JSON reads a fractional metric's whole values (1.0) back as integers: a column with any fractional
+        // value is made all doubles, so a metric keeps one type down its column.
+        var fractional = list.SelectMany(r => r.Values).Where(kv => kv.Value is double).Select(kv => kv.Key).ToHashSet(StringComparer.Ordinal);
+        _rows = fractional.Count == 0 ? list : list.Select(r => r.Values.Any(kv => kv.Value is long && fractional.Contains(kv.Key))
+            ? r with { Values = r.Values.ToDictionary(kv => kv.Key, kv => kv.Value is long l && fractional.Contains(kv.Key) ? (object?)(double)l : kv.Value, StringComparer.Ordinal) }
+            : r).ToList();
         var configKeys = _rows.SelectMany(r => r.Config.Keys).Distinct(StringComparer.Ordinal).Select(k => ConfigPrefix + k);
         var valueKeys = _rows.SelectMany(r => r.Values.Keys).Distinct(StringComparer.Ordinal);
         Columns = new[] { TrialIdColumn, StatusColumn }.Concat(configKeys).Append(IterationColumn).Concat(valueKeys).ToList();
