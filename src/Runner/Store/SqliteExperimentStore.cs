@@ -398,6 +398,33 @@ public sealed class SqliteExperimentStore : IExperimentStore
         public void Dispose() => _stmt.Dispose();
     }
 
+    /// <summary>
+    /// Runs <paramref name="read"/> in one read transaction, so that all its queries see the same commit (one WAL snapshot)
+    /// even while the owner commits between them: trials, their states and their results agree.
+    /// </summary>
+    internal T ReadSnapshot<T>(Func<T> read)
+    {
+        lock (_db)
+        {
+            Execute("BEGIN DEFERRED");
+            try
+            {
+                return read();
+            }
+            finally
+            {
+                Execute("COMMIT");
+            }
+        }
+
+        void Execute(string sql)
+        {
+            using var cmd = _connection.CreateCommand();
+            cmd.CommandText = sql;
+            cmd.ExecuteNonQuery();
+        }
+    }
+
     /// <summary>The per-trial index of results, built when results are first read (appending stays index-free).</summary>
     private void EnsureResultIndex()
     {
