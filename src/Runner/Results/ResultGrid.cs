@@ -119,16 +119,13 @@ public sealed class ResultGrid : IReadOnlyList<TrialSummary>
         try
         {
             // One snapshot for the trials and their results, so they agree even while the owner commits between the reads.
-            var (stored, histories) = store.ReadSnapshot(() =>
-            {
-                var loaded = store.Load();
-                return (loaded, loaded?.Trials.ToDictionary(t => t.Id, t => store.ResultsOf(t.Id), StringComparer.Ordinal));
-            });
+            var (stored, results) = store.ReadSnapshot(() => (store.Load(), store.AllResults()));
             if (stored is null) throw new ExperimentOpenException($"'{Path.Combine(path, SqliteExperimentStore.FileName)}' holds no experiment (no trials and no state)");
             var trials = stored.Trials.Select(TrialStateCodec.Decode).Select(TrialSummary.Of).ToList();
+            var histories = trials.ToDictionary(t => t.TrialId, t => results.GetValueOrDefault(t.TrialId) ?? Array.Empty<TrialResult>(), StringComparer.Ordinal);
             var metric = stored.State["metric"]?.GetValue<string>();
             MetricMode? mode = stored.State["mode"]?.GetValue<string>() is { } m ? Enum.Parse<MetricMode>(m, ignoreCase: true) : null;
-            return new ResultGrid(trials, path, metric, mode) { _histories = histories! };
+            return new ResultGrid(trials, path, metric, mode) { _histories = histories };
         }
         catch (SqliteException e)
         {

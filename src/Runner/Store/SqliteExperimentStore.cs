@@ -494,6 +494,29 @@ public sealed class SqliteExperimentStore : IExperimentStore
         }
     }
 
+    /// <summary>
+    /// Every trial's stored results, oldest first, in one query: a read-only store has no per-trial index (it never writes
+    /// one), so <see cref="ResultsOf"/> per trial scans the whole table each time (7.7 s for 1,000 trials of 50 results).
+    /// </summary>
+    internal IReadOnlyDictionary<string, IReadOnlyList<TrialResult>> AllResults()
+    {
+        Flush();
+        lock (_db)
+        {
+            using var cmd = _connection.CreateCommand();
+            cmd.CommandText = "SELECT trial_id, result FROM results ORDER BY trial_id, iteration, rowid";
+            using var reader = cmd.ExecuteReader();
+            var all = new Dictionary<string, IReadOnlyList<TrialResult>>(StringComparer.Ordinal);
+            while (reader.Read())
+            {
+                var id = reader.GetString(0);
+                if (!all.TryGetValue(id, out var list)) all[id] = list = new List<TrialResult>();
+                ((List<TrialResult>)list).Add(TrialResult.FromJsonObject(JsonNode.Parse(reader.GetString(1))!.AsObject()) with { TrialId = id });
+            }
+            return all;
+        }
+    }
+
     /// <summary>Rows in a table (for status reports and tests).</summary>
     public long Count(string table)
     {
