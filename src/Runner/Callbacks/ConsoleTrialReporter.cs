@@ -1,6 +1,5 @@
 using System.Globalization;
 using TorchTrials.Runner.Results;
-using TorchTrials.Trainables;
 
 namespace TorchTrials.Runner.Callbacks;
 

@@ -1,4 +1,3 @@
-using TorchSharp;
 using TorchTrials.Trainables.Data;
 using TorchTrials.Trainables.Modules;
 using static TorchSharp.torch;

@@ -10,7 +10,7 @@ namespace TorchTrials.Trainables.Builtin;
 /// Shared machinery of the built-in supervised trainables: data resident on the trial's device, one iteration = one
 /// pass over the training set in shuffled mini-batches, validation after each pass, metrics reported as device
 /// tensors (read in batches by the runner), checkpoints of model and optimizer state through
-/// <see cref="TrainableState.Capture"/> plus the state of <see cref="TrialGenerator"/>. Hyperparameters read from the config:
+/// <see cref="TrainableState.Capture(TorchSharp.torch.nn.Module, TorchSharp.torch.optim.Optimizer, System.Text.Json.Nodes.JsonObject)"/> plus the state of <see cref="TrialGenerator"/>. Hyperparameters read from the config:
 /// <c>lr</c>, <c>batch_size</c>, <c>optimizer</c> (adam, adamw, sgd, rmsprop), <c>weight_decay</c>, <c>momentum</c> (sgd, rmsprop).
 /// </summary>
 public abstract class SupervisedTrainable : Trainable

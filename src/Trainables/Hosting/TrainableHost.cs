@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using TorchSharp;
 using TorchTrials.Trainables.Checkpoints;
 using static TorchSharp.torch;
 

@@ -1,6 +1,5 @@
 using System.Reflection;
 using TorchTrials.Gpu;
-using TorchTrials.Trainables.Builtin;
 
 namespace TorchTrials.Trainables;
 

@@ -2,7 +2,6 @@ using TorchTrials.Gpu;
 using TorchTrials.Runner;
 using TorchTrials.Runner.Search;
 using TorchTrials.Tests.Support;
-using TorchTrials.Trainables;
 using TorchTrials.Trainables.Checkpoints;
 
 namespace TorchTrials.Tests.Runner;

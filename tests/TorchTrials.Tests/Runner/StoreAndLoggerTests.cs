@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
-using TorchTrials.Gpu;
 using TorchTrials.Runner;
 using TorchTrials.Runner.Loggers;
 using TorchTrials.Runner.Results;

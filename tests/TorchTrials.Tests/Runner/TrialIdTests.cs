@@ -3,7 +3,6 @@ using TorchTrials.Runner;
 using TorchTrials.Runner.Callbacks;
 using TorchTrials.Runner.Search;
 using TorchTrials.Tests.Support;
-using TorchTrials.Trainables;
 
 namespace TorchTrials.Tests.Runner;
 

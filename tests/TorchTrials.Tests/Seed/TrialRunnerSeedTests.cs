@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using TorchTrials.Gpu;
 using TorchTrials.Runner;
 using TorchTrials.Runner.Execution;

@@ -1,6 +1,4 @@
-using TorchSharp;
 using TorchTrials.Tests.Support;
-using TorchTrials.Trainables;
 using TorchTrials.Trainables.Checkpoints;
 using TorchTrials.Trainables.Modules;
 using static TorchSharp.torch;

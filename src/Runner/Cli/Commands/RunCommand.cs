@@ -1,8 +1,6 @@
 using System.CommandLine;
 using Spectre.Console;
 using TorchTrials.Gpu;
-using TorchTrials.Runner.Spec;
-using TorchTrials.Runner.Store;
 
 namespace TorchTrials.Cli.Commands;
 

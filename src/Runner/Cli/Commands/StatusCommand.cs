@@ -1,7 +1,6 @@
 using System.CommandLine;
 using Spectre.Console;
 using TorchTrials.Cli.Rendering;
-using TorchTrials.Runner;
 using TorchTrials.Runner.Results;
 using TorchTrials.Runner.Schedulers;
 using TorchTrials.Runner.Store;

@@ -1,4 +1,3 @@
-using TorchTrials.Gpu;
 using TorchTrials.Runner;
 using TorchTrials.Runner.Schedulers;
 using TorchTrials.Tests.Support;

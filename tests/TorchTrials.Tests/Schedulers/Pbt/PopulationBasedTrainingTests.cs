@@ -1,4 +1,3 @@
-using System.Collections.Immutable;
 using TorchTrials.Runner;
 using TorchTrials.Runner.Schedulers;
 using TorchTrials.Tests.Support;

@@ -1,5 +1,4 @@
 using TorchTrials.Runner.Search;
-using TorchTrials.Trainables;
 
 namespace TorchTrials.Tests.Search.Space;
 

@@ -1,7 +1,5 @@
-using TorchTrials.Runner;
 using TorchTrials.Runner.Schedulers;
 using TorchTrials.Runner.Search;
-using TorchTrials.Trainables;
 using static TorchTrials.Tests.Search.SearchTestKit;
 
 namespace TorchTrials.Tests.Search.Tpe;

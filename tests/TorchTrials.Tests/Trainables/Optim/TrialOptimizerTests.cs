@@ -1,4 +1,3 @@
-using TorchSharp;
 using TorchTrials.Trainables.Checkpoints;
 using TorchTrials.Trainables.Optim;
 using static TorchSharp.torch;
