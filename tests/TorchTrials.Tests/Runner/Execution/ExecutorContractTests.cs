@@ -54,9 +54,7 @@ public abstract class ExecutorContractTests : IDisposable
     {
         // Pause and resume as the controller does it: save to memory, stop, start again from the checkpoint.
         var (executor, allocator) = Executor(cpus: 1);
-        var trial = Fake("t1");
-        executor.Start(trial, null, Context);
-        Train(executor, trial, 3);
+        var trial = Trained(executor, "t1", 3);
         var checkpoint = executor.SaveToMemory(trial);
         executor.Stop(trial, error: false);
         Drain(executor, () => checkpoint.IsReady && allocator.LiveSlots == 0);
@@ -75,9 +73,7 @@ public abstract class ExecutorContractTests : IDisposable
     public void A_persistent_save_and_restore_each_complete_as_an_event()
     {
         var (executor, _) = Executor(cpus: 1);
-        var first = Fake("t1");
-        executor.Start(first, null, Context);
-        Train(executor, first, 2);
+        var first = Trained(executor, "t1", 2);
         executor.SaveToDisk(first, Path.Combine(_dir.Path, "ckpt"));
         var saved = Assert.IsType<SaveEvent>(NextOf(executor, first));
         executor.Stop(first, error: false);
@@ -137,9 +133,7 @@ public abstract class ExecutorContractTests : IDisposable
     public void A_reused_trainable_keeps_its_slot_and_starts_the_next_trial_from_iteration_one()
     {
         var (executor, allocator) = Executor(cpus: 1, reuse: true);
-        var first = Fake("t1");
-        executor.Start(first, null, Context);
-        Train(executor, first, 2);
+        var first = Trained(executor, "t1", 2);
         executor.Stop(first, error: false);
 
         var second = Fake("t2");
@@ -158,9 +152,7 @@ public abstract class ExecutorContractTests : IDisposable
     public void A_reused_trainable_that_cannot_reset_fails_the_start_and_frees_its_slot()
     {
         var (executor, allocator) = Executor(cpus: 1, reuse: true);
-        var first = Fake("t1");
-        executor.Start(first, null, Context);
-        Train(executor, first, 1);
+        var first = Trained(executor, "t1", 1);
         executor.Stop(first, error: false);
 
         var second = Fake("t2", ("reset_supported", false));
@@ -174,9 +166,7 @@ public abstract class ExecutorContractTests : IDisposable
     public void A_failed_trial_is_not_kept_for_reuse()
     {
         var (executor, allocator) = Executor(cpus: 1, reuse: true);
-        var trial = Fake("t1");
-        executor.Start(trial, null, Context);
-        Train(executor, trial, 1);
+        var trial = Trained(executor, "t1", 1);
         executor.Stop(trial, error: true);
 
         Drain(executor, () => allocator.LiveSlots == 0);
@@ -220,9 +210,7 @@ public abstract class ExecutorContractTests : IDisposable
     public void A_stopped_trial_takes_no_more_operations_and_the_executor_runs_dry()
     {
         var (executor, allocator) = Executor(cpus: 1);
-        var trial = Fake("t1");
-        executor.Start(trial, null, Context);
-        Train(executor, trial, 1);
+        var trial = Trained(executor, "t1", 1);
         executor.ContinueTraining(trial);
         executor.Stop(trial, error: false);
         executor.Stop(trial, error: false);
@@ -247,9 +235,7 @@ public abstract class ExecutorContractTests : IDisposable
     public void Disposing_the_executor_frees_every_slot_of_running_and_cached_trials()
     {
         var (executor, allocator) = Executor(cpus: 3, reuse: true);
-        var cached = Fake("cached");
-        executor.Start(cached, null, Context);
-        Train(executor, cached, 1);
+        var cached = Trained(executor, "cached", 1);
         foreach (var trial in new[] { Fake("r1"), Fake("r2") })
         {
             executor.Start(trial, null, Context);
@@ -327,6 +313,15 @@ public abstract class ExecutorContractTests : IDisposable
 
     private static Trial Fake(string id, params (string Key, object? Value)[] config) =>
         new("__fake", TrialConfig.From(config), id, new Resources(cpu: 1));
+
+    /// <summary>A trial started and trained <paramref name="steps"/> steps.</summary>
+    private static Trial Trained(ITrialExecutor executor, string id, int steps)
+    {
+        var trial = Fake(id);
+        Assert.True(executor.Start(trial, null, Context));
+        Train(executor, trial, steps);
+        return trial;
+    }
 
     private static TrainableContext Context(Trial trial, DeviceSlot slot) => new() { TrialId = trial.Id, Slot = slot };
 
