@@ -11,30 +11,27 @@ using TorchTrials.Trainables.Checkpoints;
 namespace TorchTrials.Runner.Execution;
 
 /// <summary>
-/// Runs each trial on a dedicated OS thread bound to its slot: TorchSharp's dispose scopes and LibTorch's current CUDA
-/// stream are thread-local, so a trial never hops threads. Before touching tensors the thread sets LibTorch's intra-op
-/// thread count to the slot's CPUs (so N concurrent trials do not oversubscribe the cores) and, on CUDA, makes the slot's
-/// own stream current; nothing here calls the device-wide synchronize. Operations are queued per trial and run in order
-/// (training, memory and disk saves, restores, exploits, stop); results and completions flow back through one event
-/// channel that the controller drains, so the controller never blocks on a single trial. Threads are pooled and reused
-/// across trials.
+/// Runs each trial on a dedicated OS thread bound to its slot (a <see cref="TrialThread"/> from a
+/// <see cref="TrialThreadPool"/>): TorchSharp's dispose scopes and LibTorch's current CUDA stream are thread-local, so a
+/// trial never hops threads. Before touching tensors the thread sets LibTorch's intra-op thread count to the slot's
+/// CPUs (so N concurrent trials do not oversubscribe the cores) and, on CUDA, makes the slot's own stream current;
+/// nothing here calls the device-wide synchronize. Operations are queued per trial and run in order (training, memory
+/// and disk saves, restores, exploits, stop); results and completions flow back through one event channel that the
+/// controller drains, so the controller never blocks on a single trial. Training, reuse and failure reporting are the
+/// shared <see cref="TrialSession"/>, <see cref="TrialReuseCache{TRun}"/> and <see cref="IncarnationCounter"/>.
 /// </summary>
 public sealed class ConcurrentTrialExecutor : ITrialExecutor
 {
     private readonly TrainableRegistry _registry;
-    private readonly ExecutorOptions _options;
     private readonly ILogger _logger;
     private readonly CudaStreamApi? _streams;
     private readonly Dictionary<Trial, Live> _live = new();
     private readonly Dictionary<DeviceSlot, Live> _bySlot = new();
-    private readonly Dictionary<Trial, int> _incarnations = new();
+    private readonly IncarnationCounter _incarnations = new();
+    private readonly TrialReuseCache<Live> _reuse;
     private readonly ConcurrentQueue<ExecutorEvent> _events = new();
     private readonly SemaphoreSlim _signal = new(0);
-    private readonly Stack<TrialWorker> _idle = new();
-    private readonly List<TrialWorker> _workers = new();
-    private readonly object _poolGate = new();
-    private readonly HashSet<TrialWorker> _staged = new();
-    private Live? _cached;
+    private readonly TrialThreadPool _threads;
     private int _releasing;
     private bool _disposed;
 
@@ -44,12 +41,13 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
     {
         Allocator = allocator;
         _registry = registry;
-        _options = options ?? new ExecutorOptions();
+        options ??= new ExecutorOptions();
         _streams = streams;
         ThreadsPerTrial = threadsPerTrial;
         _logger = logger ?? NullLogger.Instance;
-        CheckpointStore = new MemoryCheckpointStore(_options.DeviceCheckpointBudgetBytes, _options.HostCheckpointBudgetBytes,
-            _options.SpillDirectory ?? Path.Combine(Path.GetTempPath(), "torchtrials-spill", Guid.NewGuid().ToString("N")[..8]), streams);
+        _threads = new TrialThreadPool(_logger);
+        _reuse = new TrialReuseCache<Live>(options.ReuseTrainables, live => live.Session, live => Retire(live));
+        CheckpointStore = ExecutorCheckpointStore.Create(options, streams);
     }
 
     public DeviceSlotAllocator Allocator { get; }
@@ -59,19 +57,11 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
     public int? ThreadsPerTrial { get; }
 
     /// <summary>OS threads created so far (they are reused across trials).</summary>
-    public int ThreadsCreated
-    {
-        get { lock (_poolGate) return _workers.Count; }
-    }
+    public int ThreadsCreated => _threads.ThreadsCreated;
 
     public bool HasWork => _live.Count > 0 || Volatile.Read(ref _releasing) > 0 || !_events.IsEmpty;
 
-    public bool HasResourcesFor(Trial trial)
-    {
-        if (_cached is not null && _cached.Session.Slot.Request == trial.Resources) return true;
-        if (_cached is not null && !Allocator.CanAllocate(trial.Resources)) DropCached();
-        return Allocator.CanAllocate(trial.Resources);
-    }
+    public bool HasResourcesFor(Trial trial) => _reuse.HasResourcesFor(trial, Allocator);
 
     public bool Start(Trial trial, Checkpoint? checkpoint, TrainableContextFactory contextFactory)
     {
@@ -79,19 +69,18 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
         if (_live.ContainsKey(trial)) throw new InvalidOperationException($"trial {trial.Id} is already running");
 
         Live live;
-        if (_options.ReuseTrainables && _cached is { } cached && cached.Session.Slot.Request == trial.Resources)
+        if (_reuse.TakeFor(trial) is { } cached)
         {
-            _cached = null;
             live = cached;
-            live.Renew(trial, NextIncarnation(trial));
+            live.Renew(trial, _incarnations.Next(trial));
             var context = contextFactory(trial, live.Session.Slot) with { Cancellation = live.Cancellation.Token };
             var reset = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
-            live.Worker.Post(() =>
+            live.Thread.Post(() =>
             {
                 try
                 {
-                    reset.SetResult(live.Session.Reset(trial.Config, context) ? null
-                        : new InvalidOperationException("Trainable runner reuse requires Reset() to be implemented and return true."));
+                    live.Session.ResetForReuse(context);
+                    reset.SetResult(null);
                 }
                 catch (Exception e)
                 {
@@ -101,40 +90,39 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
             // Reuse is decided at start, as in Ray: wait for the reset (a config swap, normally instant).
             if (reset.Task.GetAwaiter().GetResult() is { } failure)
             {
-                Retire(live, release: true);
-                throw new TrialStartException(failure.Message, failure);
+                Retire(live);
+                throw failure as TrialStartException ?? new TrialStartException(failure.Message, failure);
             }
         }
         else
         {
-            DropCached();
             var slot = Allocator.TryAllocate(trial.Resources, trial.Id);
             if (slot is null) return false;
             RegisteredTrainable entry;
             try
             {
-                entry = _registry.Get(trial.TrainableName);
+                entry = TrialSession.Lookup(_registry, trial);
             }
-            catch (KeyNotFoundException e)
+            catch
             {
                 Allocator.Release(slot);
-                throw new TrialStartException($"trial {trial.Id}: {e.Message}", e);
+                throw;
             }
-            live = new Live(new TrialSession(trial, slot, NextIncarnation(trial)), RentWorker());
+            live = new Live(new TrialSession(trial, slot, _incarnations.Next(trial)), _threads.Rent());
             var context = contextFactory(trial, slot) with { Cancellation = live.Cancellation.Token };
-            int incarnation = live.Session.Incarnation;
             int threads = ThreadsPerTrial ?? slot.CpuThreads;
-            Stage(live.Worker, () =>
+            var session = live.Session;
+            int incarnation = session.Incarnation;
+            _threads.Stage(live.Thread, () =>
             {
                 try
                 {
                     Bind(slot, threads);
-                    live.Session.Setup(entry, trial.Config, context);
+                    session.Setup(entry, context);
                 }
                 catch (Exception e)
                 {
-                    live.Broken = true;
-                    Publish(new FailureEvent(trial, incarnation, new TrialStartException($"trial {trial.Id}: could not start trainable '{trial.TrainableName}': {e.Message}", e)));
+                    Publish(session.Fail(trial, incarnation, e));
                 }
             });
         }
@@ -170,15 +158,16 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
         var live = LiveOf(trial);
         if (live.TrainingGranted) return;
         live.TrainingGranted = true;
-        Volatile.Write(ref live.StopRequested, false);
-        PostOp(live, session => Train(live, session, Math.Max(1, steps)));
+        live.Session.StopRequested = false;
+        PostOp(live, session => session.Train(Math.Max(1, steps),
+            (results, last) => Publish(new ResultEvent(session.Trial, session.Incarnation, results) { EndOfTraining = last })));
     }
 
     public MemoryCheckpoint SaveToMemory(Trial trial, TrialResult? result = null)
     {
         var live = LiveOf(trial);
         var checkpoint = CheckpointStore.Add(MemoryCheckpoint.Pending(result ?? trial.LastResult));
-        PostOp(live, session => session.SaveToMemory(checkpoint), onFailure: e => checkpoint.Fail(e));
+        PostOp(live, session => session.SaveToMemory(checkpoint), onSkipped: e => checkpoint.Fail(e));
         return checkpoint;
     }
 
@@ -206,28 +195,12 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
     public void Stop(Trial trial, bool error)
     {
         if (!_live.Remove(trial, out var live)) return;
-        Volatile.Write(ref live.StopRequested, true);
+        live.Session.StopRequested = true;
         live.TrainingGranted = false;
-        if (!error && _options.ReuseTrainables && _cached is null && !live.Session.Slot.IsLost && !live.Broken)
-        {
-            _cached = live;
-            return;
-        }
-        Retire(live, release: true);
+        if (!_reuse.TryKeep(live, error)) Retire(live);
     }
 
-    public void Dispatch()
-    {
-        if (_staged.Count == 0) return;
-        foreach (var worker in _staged) worker.Flush();
-        _staged.Clear();
-    }
-
-    private void Stage(TrialWorker worker, Action action)
-    {
-        worker.Stage(action);
-        _staged.Add(worker);
-    }
+    public void Dispatch() => _threads.Dispatch();
 
     public ExecutorEvent? NextEvent(TimeSpan timeout)
     {
@@ -244,10 +217,8 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
                     Interlocked.Decrement(ref _releasing);
                     return null;
                 }
-                if (ev is ResultEvent { EndOfTraining: true } r && _live.TryGetValue(r.Trial, out var live) && live.Session.Incarnation == r.Incarnation)
+                if (ev is ResultEvent { EndOfTraining: true } or FailureEvent && _live.TryGetValue(ev.Trial, out var live) && live.Session.Incarnation == ev.Incarnation)
                     live.TrainingGranted = false;
-                if (ev is FailureEvent f && _live.TryGetValue(f.Trial, out var failed) && failed.Session.Incarnation == f.Incarnation)
-                    failed.TrainingGranted = false;
                 return ev;
             }
             long remaining = deadline - Stopwatch.GetTimestamp();
@@ -268,75 +239,39 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
                 live.Cancellation.Cancel();
                 trials.Add(live.Session.Trial);
             }
-            else if (_cached is { } cached && cached.Session.Slot == slot)
+            else
             {
-                DropCached();
+                _reuse.DropIfOn(slot);
             }
         }
         return trials;
     }
 
-    public int IncarnationOf(Trial trial) => _incarnations.GetValueOrDefault(trial);
-
-    /// <summary>Not available: the trainable lives on its own thread. Use the inline executor to inspect trainables.</summary>
-    public Trainable? GetTrainable(Trial trial) => null;
+    public int IncarnationOf(Trial trial) => _incarnations.Of(trial);
 
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
-        foreach (var live in _live.Values.ToList()) Retire(live, release: true);
+        foreach (var live in _live.Values.ToList()) Retire(live);
         _live.Clear();
-        DropCached();
-        Dispatch();
-        List<TrialWorker> workers;
-        lock (_poolGate) workers = _workers.ToList();
-        foreach (var worker in workers) worker.Shutdown();
-        foreach (var worker in workers)
-            if (!worker.Join(TimeSpan.FromSeconds(30)))
-                _logger.LogWarning("Trial thread {Thread} did not finish within 30 s", worker.Name);
+        _reuse.Drop();
+        _threads.Shutdown(TimeSpan.FromSeconds(30));
     }
 
-    private int NextIncarnation(Trial trial) => _incarnations[trial] = _incarnations.GetValueOrDefault(trial) + 1;
-
-    /// <summary>Runs up to <paramref name="steps"/> iterations, publishing results in chunks (each chunk read from the device at once).</summary>
-    private void Train(Live live, TrialSession session, int steps)
-    {
-        var host = session.Host ?? throw new InvalidOperationException($"trial {session.Trial.Id} has no trainable");
-        var chunk = new List<PendingResult>();
-        long chunkStart = Stopwatch.GetTimestamp();
-        for (int i = 0; i < steps; i++)
-        {
-            if (Volatile.Read(ref live.StopRequested)) break;
-            var step = host.Step();
-            chunk.Add(step);
-            bool last = i == steps - 1 || step.Done || step.ShouldCheckpoint;
-            // The first result of a grant goes out at once (a new trial shows progress immediately); later ones every 20 ms.
-            bool due = i == 0 || chunk.Count >= 256 || Stopwatch.GetElapsedTime(chunkStart).TotalMilliseconds >= 20;
-            if (last || due)
-            {
-                Publish(new ResultEvent(session.Trial, session.Incarnation, host.Materialize(chunk)) { EndOfTraining = last });
-                chunk = new List<PendingResult>();
-                chunkStart = Stopwatch.GetTimestamp();
-            }
-            if (last) return;
-        }
-        if (chunk.Count > 0)
-            Publish(new ResultEvent(session.Trial, session.Incarnation, host.Materialize(chunk)) { EndOfTraining = true });
-        else
-            Publish(new ResultEvent(session.Trial, session.Incarnation, Array.Empty<TrialResult>()) { EndOfTraining = true });
-    }
-
-    /// <summary>Queues an operation on the trial's thread; a failure becomes a <see cref="FailureEvent"/> for the trial.</summary>
-    private void PostOp(Live live, Action<TrialSession> op, Action<Exception>? onFailure = null)
+    /// <summary>
+    /// Queues an operation on the trial's thread; a failure becomes a <see cref="FailureEvent"/> for the trial and marks
+    /// it broken, so later operations are skipped (and <paramref name="onSkipped"/> tells whoever waits on one).
+    /// </summary>
+    private void PostOp(Live live, Action<TrialSession> op, Action<Exception>? onSkipped = null)
     {
         var session = live.Session;
-        Stage(live.Worker, () =>
+        _threads.Stage(live.Thread, () =>
         {
-            if (live.Broken)
+            if (session.Broken)
             {
                 // Nothing may wait forever on an operation that will not run (a pending checkpoint, say).
-                onFailure?.Invoke(new InvalidOperationException($"trial {session.Trial.Id} skipped an operation after an earlier failure"));
+                onSkipped?.Invoke(new InvalidOperationException($"trial {session.Trial.Id} skipped an operation after an earlier failure"));
                 return;
             }
             int incarnation = session.Incarnation;
@@ -347,22 +282,19 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
             }
             catch (Exception e)
             {
-                onFailure?.Invoke(e);
-                live.Broken = true;
-                Publish(new FailureEvent(trial, incarnation, e is OperationCanceledException && session.Slot.IsLost
-                    ? new InvalidOperationException($"the device of trial {trial.Id} was lost", e) : e, session.Slot.IsLost));
+                onSkipped?.Invoke(e);
+                Publish(session.Fail(trial, incarnation, e));
             }
         });
     }
 
     /// <summary>Disposes the trainable on its thread, frees the slot, and returns the thread to the pool.</summary>
-    private void Retire(Live live, bool release)
+    private void Retire(Live live)
     {
         _bySlot.Remove(live.Session.Slot);
         live.Cancellation.Cancel();
         Interlocked.Increment(ref _releasing);
-        var worker = live.Worker;
-        Stage(worker, () =>
+        _threads.Stage(live.Thread, () =>
         {
             try
             {
@@ -374,20 +306,12 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
             }
             finally
             {
-                if (release && !live.Session.Slot.Released) Allocator.Release(live.Session.Slot);
+                if (!live.Session.Slot.Released) Allocator.Release(live.Session.Slot);
                 live.Cancellation.Dispose();
-                ReturnWorker(worker);
+                _threads.Return(live.Thread);
                 Publish(SlotFreedEvent.Instance);
             }
         });
-    }
-
-    private void DropCached()
-    {
-        if (_cached is null) return;
-        var cached = _cached;
-        _cached = null;
-        Retire(cached, release: true);
     }
 
     private void Publish(ExecutorEvent ev)
@@ -408,55 +332,27 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
         if (checkpoint.ProducerStream is { } producer && producer != slot.Stream) _streams?.Synchronize(producer);
     }
 
-    private TrialWorker RentWorker()
-    {
-        lock (_poolGate)
-        {
-            if (_idle.Count > 0) return _idle.Pop();
-            var worker = new TrialWorker($"torchtrials-trial-{_workers.Count}", _logger);
-            _workers.Add(worker);
-            return worker;
-        }
-    }
-
-    private void ReturnWorker(TrialWorker worker)
-    {
-        lock (_poolGate)
-        {
-            if (!_disposed) _idle.Push(worker);
-        }
-    }
-
     private Live LiveOf(Trial trial) =>
         _live.TryGetValue(trial, out var live) ? live : throw new InvalidOperationException($"trial {trial.Id} is not running");
 
-    /// <summary>Controller-side record of a trial running on a worker.</summary>
-    private sealed class Live(TrialSession session, TrialWorker worker)
+    /// <summary>Controller-side record of a trial running on its thread.</summary>
+    private sealed class Live(TrialSession session, TrialThread thread)
     {
         public TrialSession Session { get; } = session;
 
-        public TrialWorker Worker { get; } = worker;
+        public TrialThread Thread { get; } = thread;
 
         public CancellationTokenSource Cancellation { get; private set; } = new();
 
         /// <summary>Steps were granted and their last result has not been seen yet (controller thread only).</summary>
         public bool TrainingGranted { get; set; }
 
-        /// <summary>Set when the trial must stop between steps.</summary>
-        public bool StopRequested;
-
-        /// <summary>An operation failed; later operations of this incarnation are skipped.</summary>
-        public volatile bool Broken;
-
         public void Renew(Trial trial, int incarnation)
         {
             Cancellation.Dispose();
             Cancellation = new CancellationTokenSource();
-            Session.Trial = trial;
-            Session.Incarnation = incarnation;
+            Session.Renew(trial, incarnation);
             TrainingGranted = false;
-            StopRequested = false;
-            Broken = false;
         }
     }
 
@@ -464,85 +360,5 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
     private sealed record SlotFreedEvent() : ExecutorEvent(null!, 0)
     {
         public static SlotFreedEvent Instance { get; } = new();
-    }
-
-    /// <summary>
-    /// A dedicated OS thread running queued actions in order. Idle threads block on a monitor without spinning, so a
-    /// hundred idle trial threads cost the cores nothing.
-    /// </summary>
-    private sealed class TrialWorker
-    {
-        private readonly Queue<Action?> _queue = new();
-        private readonly Thread _thread;
-        private readonly ILogger _logger;
-
-        public TrialWorker(string name, ILogger logger)
-        {
-            Name = name;
-            _logger = logger;
-            _thread = new Thread(Run) { IsBackground = true, Name = name };
-            _thread.Start();
-        }
-
-        public string Name { get; }
-
-        private readonly List<Action> _staged = new();
-
-        /// <summary>Runs <paramref name="action"/> after everything queued before it.</summary>
-        public void Post(Action action) => Enqueue(action);
-
-        /// <summary>Collects an action on the controller's thread; <see cref="Flush"/> hands the collection over at once.</summary>
-        public void Stage(Action action) => _staged.Add(action);
-
-        public void Flush()
-        {
-            if (_staged.Count == 0) return;
-            lock (_queue)
-            {
-                foreach (var action in _staged) _queue.Enqueue(action);
-                Monitor.Pulse(_queue);
-            }
-            _staged.Clear();
-        }
-
-        public void Shutdown()
-        {
-            Flush();
-            Enqueue(null);
-        }
-
-        public bool Join(TimeSpan timeout) => _thread.Join(timeout);
-
-        private void Enqueue(Action? action)
-        {
-            lock (_queue)
-            {
-                _queue.Enqueue(action);
-                if (_queue.Count == 1) Monitor.Pulse(_queue);
-            }
-        }
-
-        private void Run()
-        {
-            ThreadScheduling.MakeCurrentThreadBatch();
-            while (true)
-            {
-                Action? action;
-                lock (_queue)
-                {
-                    while (_queue.Count == 0) Monitor.Wait(_queue);
-                    action = _queue.Dequeue();
-                }
-                if (action is null) return;
-                try
-                {
-                    action();
-                }
-                catch (Exception e)
-                {
-                    _logger.LogError(e, "Unhandled error on trial thread {Thread}", Name);
-                }
-            }
-        }
     }
 }

@@ -29,7 +29,19 @@ public sealed class TrialStartException(string message, Exception? inner = null)
 /// <summary>
 /// Runs trials on device slots. The controller calls these operations from its own thread; training, saves
 /// and restores happen on each trial's thread (or inline) and come back as <see cref="ExecutorEvent"/>s.
-/// A distributed executor implements the same seam.
+/// A distributed executor implements the same seam; ExecutorContractTests in the unit tests is the suite every
+/// implementation passes.
+/// <para>
+/// Failures: <see cref="Start"/> throws <see cref="TrialStartException"/> only for what it can tell before the trial runs
+/// anything (an unknown trainable, a reused trainable that cannot reset). A trainable whose setup throws is one too on
+/// the inline executor, which builds it inside Start, and a <see cref="FailureEvent"/> on executors that build it on the
+/// trial's own thread (the one difference left, since only the latter can start without waiting). Everything that goes wrong while the trial runs, the restore of the
+/// checkpoint it starts from included (memory or persistent), and a failed memory save or exploit, is a
+/// <see cref="FailureEvent"/>: the controller's failure recovery (max_failures, fail-fast) then decides. This follows Ray's
+/// ray_trial_executor, where a restore (restore_from_object for a memory checkpoint) is a remote call whose error
+/// surfaces with the trial's next result and goes through _process_trial_failure, not through start_trial's error path.
+/// After a failure the trial's later operations are skipped (a pending memory save among them fails) until it is stopped.
+/// </para>
 /// </summary>
 public interface ITrialExecutor : IDisposable
 {
@@ -44,7 +56,8 @@ public interface ITrialExecutor : IDisposable
     /// <summary>
     /// Grants a slot, builds (or reuses) the trainable and, when <paramref name="checkpoint"/> is given, restores it: a memory
     /// checkpoint before any training, a persistent one as a <see cref="RestoreEvent"/> (and <see cref="Trial.IsRestoring"/> is set).
-    /// Returns false when no slot is free; throws <see cref="TrialStartException"/> when the trial cannot start.
+    /// Returns false when no slot is free; throws <see cref="TrialStartException"/> when the trial cannot start; a restore
+    /// that fails is the trial's <see cref="FailureEvent"/>.
     /// </summary>
     bool Start(Trial trial, Checkpoint? checkpoint, TrainableContextFactory contextFactory);
 
@@ -84,8 +97,6 @@ public interface ITrialExecutor : IDisposable
     /// <summary>The current incarnation of a running trial (events of older ones are stale).</summary>
     int IncarnationOf(Trial trial);
 
-    /// <summary>The live trainable of a trial; only safe to touch on the inline executor (tests, debugging).</summary>
-    Trainable? GetTrainable(Trial trial);
 }
 
 /// <summary>Builds the context a trial's trainable sees for a slot.</summary>

@@ -6,26 +6,26 @@ namespace TorchTrials.Runner.Execution;
 
 /// <summary>
 /// Runs every trial on the calling thread, one operation per event, in the order they were queued. Deterministic:
-/// the executor for tests and for embedding the controller in a single-threaded host. Setup and memory
-/// checkpoints happen at once; training steps, persistent saves and persistent restores each become one event.
+/// the executor for tests and for embedding the controller in a single-threaded host. Setup, memory checkpoints and
+/// exploits happen at once (a failure among them is queued as the trial's next <see cref="FailureEvent"/>, as the
+/// concurrent executor reports it); training steps, persistent saves and persistent restores each become one event.
 /// </summary>
 public sealed class InlineTrialExecutor : ITrialExecutor
 {
     private readonly TrainableRegistry _registry;
-    private readonly ExecutorOptions _options;
     private readonly Dictionary<Trial, TrialSession> _sessions = new();
     private readonly LinkedList<Operation> _queue = new();
     private readonly Dictionary<DeviceSlot, TrialSession> _bySlot = new();
-    private readonly Dictionary<Trial, int> _incarnations = new();
-    private TrialSession? _cached;
+    private readonly IncarnationCounter _incarnations = new();
+    private readonly TrialReuseCache<TrialSession> _reuse;
 
     public InlineTrialExecutor(DeviceSlotAllocator allocator, TrainableRegistry registry, ExecutorOptions? options = null)
     {
         Allocator = allocator;
         _registry = registry;
-        _options = options ?? new ExecutorOptions();
-        CheckpointStore = new MemoryCheckpointStore(_options.DeviceCheckpointBudgetBytes, _options.HostCheckpointBudgetBytes,
-            _options.SpillDirectory ?? Path.Combine(Path.GetTempPath(), "torchtrials-spill", Guid.NewGuid().ToString("N")[..8]));
+        options ??= new ExecutorOptions();
+        _reuse = new TrialReuseCache<TrialSession>(options.ReuseTrainables, session => session, Discard);
+        CheckpointStore = ExecutorCheckpointStore.Create(options);
     }
 
     public DeviceSlotAllocator Allocator { get; }
@@ -34,73 +34,48 @@ public sealed class InlineTrialExecutor : ITrialExecutor
 
     public bool HasWork => _queue.Count > 0;
 
-    public bool HasResourcesFor(Trial trial)
-    {
-        if (_cached is not null && _cached.Slot.Request == trial.Resources) return true;
-        if (_cached is not null && !Allocator.CanAllocate(trial.Resources)) DropCached();
-        return Allocator.CanAllocate(trial.Resources);
-    }
+    public bool HasResourcesFor(Trial trial) => _reuse.HasResourcesFor(trial, Allocator);
 
     public bool Start(Trial trial, Checkpoint? checkpoint, TrainableContextFactory contextFactory)
     {
         if (_sessions.ContainsKey(trial)) throw new InvalidOperationException($"trial {trial.Id} is already running");
-        int incarnation = _incarnations[trial] = _incarnations.GetValueOrDefault(trial) + 1;
 
         TrialSession session;
-        if (_options.ReuseTrainables && _cached is { } cached && cached.Slot.Request == trial.Resources)
+        if (_reuse.TakeFor(trial) is { } cached)
         {
-            _cached = null;
             session = cached;
-            session.Trial = trial;
-            session.Incarnation = incarnation;
-            bool reset;
+            session.Renew(trial, _incarnations.Next(trial));
             try
             {
-                reset = session.Reset(trial.Config, contextFactory(trial, session.Slot));
+                session.ResetForReuse(contextFactory(trial, session.Slot));
             }
-            catch (Exception e)
+            catch
             {
                 Discard(session);
-                throw new TrialStartException($"trial {trial.Id}: resetting the reused trainable failed: {e.Message}", e);
-            }
-            if (!reset)
-            {
-                Discard(session);
-                throw new TrialStartException("Trainable runner reuse requires Reset() to be implemented and return true.");
+                throw;
             }
         }
         else
         {
-            DropCached();
             var slot = Allocator.TryAllocate(trial.Resources, trial.Id);
             if (slot is null) return false;
-            session = new TrialSession(trial, slot, incarnation);
+            session = new TrialSession(trial, slot, _incarnations.Next(trial));
             try
             {
-                var entry = _registry.Get(trial.TrainableName);
-                session.Setup(entry, trial.Config, contextFactory(trial, slot));
+                session.Setup(TrialSession.Lookup(_registry, trial), contextFactory(trial, slot));
             }
-            catch (Exception e)
+            catch
             {
                 Discard(session);
-                throw new TrialStartException($"trial {trial.Id}: could not start trainable '{trial.TrainableName}': {e.Message}", e);
+                throw;
             }
         }
 
         _sessions[trial] = session;
         _bySlot[session.Slot] = session;
-        if (checkpoint is MemoryCheckpoint)
+        if (checkpoint is MemoryCheckpoint memory)
         {
-            try
-            {
-                session.Restore(checkpoint);
-            }
-            catch (Exception e)
-            {
-                _sessions.Remove(trial);
-                Discard(session);
-                throw new TrialStartException($"trial {trial.Id}: restoring its memory checkpoint failed: {e.Message}", e);
-            }
+            RunNow(session, () => session.Restore(memory));
         }
         else if (checkpoint is PersistentCheckpoint persistent)
         {
@@ -122,14 +97,19 @@ public sealed class InlineTrialExecutor : ITrialExecutor
     {
         var session = SessionOf(trial);
         var checkpoint = CheckpointStore.Add(MemoryCheckpoint.Pending(result ?? trial.LastResult));
-        session.SaveToMemory(checkpoint);
+        if (!RunNow(session, () => session.SaveToMemory(checkpoint)) && !checkpoint.IsReady)
+            checkpoint.Fail(new InvalidOperationException($"trial {trial.Id} skipped an operation after an earlier failure"));
         return checkpoint;
     }
 
     public void SaveToDisk(Trial trial, string directory) =>
         Enqueue(new Operation(SessionOf(trial), OperationKind.Save) { Directory = directory, Result = trial.LastResult });
 
-    public void Exploit(Trial trial, Checkpoint donor, TrialConfig config) => SessionOf(trial).Exploit(donor, config);
+    public void Exploit(Trial trial, Checkpoint donor, TrialConfig config)
+    {
+        var session = SessionOf(trial);
+        RunNow(session, () => session.Exploit(donor, config));
+    }
 
     public void Stop(Trial trial, bool error)
     {
@@ -140,39 +120,42 @@ public sealed class InlineTrialExecutor : ITrialExecutor
             if (node.Value.Session == session) _queue.Remove(node);
             node = next;
         }
-        if (!error && _options.ReuseTrainables && _cached is null && !session.Slot.IsLost)
-        {
-            _cached = session;
-            return;
-        }
-        Discard(session);
+        if (!_reuse.TryKeep(session, error)) Discard(session);
     }
 
     public ExecutorEvent? NextEvent(TimeSpan timeout)
     {
-        if (_queue.First is not { } node) return null;
-        _queue.RemoveFirst();
-        var op = node.Value;
-        var trial = op.Session.Trial;
-        try
+        while (_queue.First is { } node)
         {
-            switch (op.Kind)
+            _queue.RemoveFirst();
+            var op = node.Value;
+            var session = op.Session;
+            if (op.Failure is { } failure) return failure;
+            if (session.Broken) continue;
+            var trial = session.Trial;
+            try
             {
-                case OperationKind.Train:
-                    return new ResultEvent(trial, op.Session.Incarnation, op.Session.Train(1));
-                case OperationKind.Save:
-                    return new SaveEvent(trial, op.Session.Incarnation, op.Session.SaveToDisk(op.Directory!, op.Result));
-                case OperationKind.Restore:
-                    op.Session.Restore(op.Checkpoint!);
-                    return new RestoreEvent(trial, op.Session.Incarnation);
-                default:
-                    throw new InvalidOperationException($"unknown operation {op.Kind}");
+                switch (op.Kind)
+                {
+                    case OperationKind.Train:
+                        ResultEvent? ev = null;
+                        session.Train(1, (results, last) => ev = new ResultEvent(trial, session.Incarnation, results) { EndOfTraining = last });
+                        return ev;
+                    case OperationKind.Save:
+                        return new SaveEvent(trial, session.Incarnation, session.SaveToDisk(op.Directory!, op.Result));
+                    case OperationKind.Restore:
+                        session.Restore(op.Checkpoint!);
+                        return new RestoreEvent(trial, session.Incarnation);
+                    default:
+                        throw new InvalidOperationException($"unknown operation {op.Kind}");
+                }
+            }
+            catch (Exception e)
+            {
+                return session.Fail(trial, session.Incarnation, e);
             }
         }
-        catch (Exception e)
-        {
-            return new FailureEvent(trial, op.Session.Incarnation, e);
-        }
+        return null;
     }
 
     public IReadOnlyList<Trial> TakeLostTrials()
@@ -182,30 +165,42 @@ public sealed class InlineTrialExecutor : ITrialExecutor
         return lost.Where(_bySlot.ContainsKey).Select(s => _bySlot[s].Trial).Where(_sessions.ContainsKey).ToList();
     }
 
-    public int IncarnationOf(Trial trial) => _incarnations.GetValueOrDefault(trial);
+    public int IncarnationOf(Trial trial) => _incarnations.Of(trial);
 
-    public Trainable? GetTrainable(Trial trial) => _sessions.TryGetValue(trial, out var s) ? s.Host?.Trainable : null;
+    /// <summary>The live trainable of a running trial, for tests that inspect it (the inline executor runs it on the caller's thread).</summary>
+    internal Trainable? TrainableOf(Trial trial) => _sessions.TryGetValue(trial, out var s) ? s.Host?.Trainable : null;
 
     public void Dispose()
     {
         foreach (var session in _sessions.Values.ToList()) Discard(session);
         _sessions.Clear();
         _queue.Clear();
-        DropCached();
+        _reuse.Drop();
+    }
+
+    /// <summary>
+    /// Runs an operation now; a failure marks the trial broken and is queued as its next event, as a failed operation on
+    /// the concurrent executor's trial thread is. False when the operation failed or was skipped after an earlier failure.
+    /// </summary>
+    private bool RunNow(TrialSession session, Action operation)
+    {
+        if (session.Broken) return false;
+        try
+        {
+            operation();
+            return true;
+        }
+        catch (Exception e)
+        {
+            Enqueue(new Operation(session, OperationKind.Fail) { Failure = session.Fail(session.Trial, session.Incarnation, e) });
+            return false;
+        }
     }
 
     private TrialSession SessionOf(Trial trial) =>
         _sessions.TryGetValue(trial, out var s) ? s : throw new InvalidOperationException($"trial {trial.Id} is not running");
 
     private void Enqueue(Operation op) => _queue.AddLast(op);
-
-    private void DropCached()
-    {
-        if (_cached is null) return;
-        var cached = _cached;
-        _cached = null;
-        Discard(cached);
-    }
 
     private void Discard(TrialSession session)
     {
@@ -219,6 +214,7 @@ public sealed class InlineTrialExecutor : ITrialExecutor
         Train,
         Save,
         Restore,
+        Fail,
     }
 
     private sealed record Operation(TrialSession Session, OperationKind Kind)
@@ -226,5 +222,6 @@ public sealed class InlineTrialExecutor : ITrialExecutor
         public string? Directory { get; init; }
         public TrialResult? Result { get; init; }
         public PersistentCheckpoint? Checkpoint { get; init; }
+        public FailureEvent? Failure { get; init; }
     }
 }

@@ -176,7 +176,7 @@ public class TrialRunnerSeedTests
         h.Controller.Step(); // start trial
         h.Controller.Step(); // process result
         Assert.Equal(TrialStatus.Running, trial.Status);
-        var fake = (FakeTrainable)h.Executor.GetTrainable(trial)!;
+        var fake = (FakeTrainable)h.Executor.TrainableOf(trial)!;
         Assert.Null(fake.Info);
         fake.Info = 1;
 
@@ -190,7 +190,7 @@ public class TrialRunnerSeedTests
         Assert.Equal(TrialStatus.Pending, trial.Status);
         h.Controller.Step(); // start trial, restore from memory
         Assert.Equal(TrialStatus.Running, trial.Status);
-        Assert.Equal(1, ((FakeTrainable)h.Executor.GetTrainable(trial)!).Info!.GetValue<int>());
+        Assert.Equal(1, ((FakeTrainable)h.Executor.TrainableOf(trial)!).Info!.GetValue<int>());
         h.Controller.Step(); // process result
         Assert.Equal(TrialStatus.Terminated, trial.Status);
         Assert.Equal(2, trial.LastResult!.TrainingIteration);
@@ -233,7 +233,7 @@ public class TrialRunnerSeedTests
 
         h.Controller.Step(); // start trial
         Assert.Equal(TrialStatus.Running, first.Status);
-        ((FakeTrainable)h.Executor.GetTrainable(first)!).Info = 1;
+        ((FakeTrainable)h.Executor.TrainableOf(first)!).Info = 1;
         h.Controller.Step(); // process result, dispatch save
         h.Controller.Step(); // process save
         h.Controller.StopTrial(first);
@@ -246,7 +246,7 @@ public class TrialRunnerSeedTests
         Assert.Equal(TrialStatus.Terminated, first.Status);
         Assert.Equal(TrialStatus.Running, second.Status);
         h.Controller.Step(); // process restore
-        Assert.Equal(1, ((FakeTrainable)h.Executor.GetTrainable(second)!).Info!.GetValue<int>());
+        Assert.Equal(1, ((FakeTrainable)h.Executor.TrainableOf(second)!).Info!.GetValue<int>());
         h.Controller.Step(); // process result
         Assert.Equal(10, second.LastResult!.TimestepsSinceRestore);
         Assert.Equal(1, second.LastResult.IterationsSinceRestore);
