@@ -77,7 +77,7 @@ public sealed class TrialController : ITrialControl, IDisposable
         _exploits = new ExploitHandler(_executor, _store, _routing);
         _runAhead = new RunAheadPolicy(_options, _scheduler, _stopper);
         _checkpointing = new TrialCheckpointing(_executor, _store, _callbacks, _routing, _logger);
-        _lifecycle = new TrialLifecycle(this, _executor, _scheduler, _search, _book, _checkpointing, _callbacks);
+        _lifecycle = new TrialLifecycle(this, _executor, _scheduler, _search, _store, _book, _checkpointing, _callbacks);
         _recovery = new FailureRecovery(_options.FailFast, this, _executor, _scheduler, _search, _book, _callbacks,
             new ErrorLog(_clock), _checkpointing, _lifecycle, _logger);
         _state = new ExperimentStateWriter(_store, _clock, _options.StoreFlushInterval, () => new ExperimentState(
@@ -237,22 +237,10 @@ public sealed class TrialController : ITrialControl, IDisposable
     public void ExploitTrial(Trial recipient, Checkpoint donorCheckpoint, TrialConfig newConfig, string newTag) =>
         _exploits.Exploit(recipient, donorCheckpoint, newConfig, newTag);
 
+    /// <summary>A running trial is paused, given its new resources and restarted at once when a slot for them is free.</summary>
     public void ChangeTrialResources(Trial trial, Resources resources)
     {
-        var why = _executor.Allocator.WhyNeverFits(resources);
-        if (why is not null) throw new ResourceRequestException($"trial {trial.Id} {why}");
-        if (trial.Status == TrialStatus.Running)
-        {
-            PauseTrial(trial);
-            trial.UpdateResources(resources);
-            _book.SetStatus(trial, TrialStatus.Pending, "resources changed");
-            if (HasResourcesFor(trial)) StartTrial(trial);
-        }
-        else
-        {
-            trial.UpdateResources(resources);
-            _store.TrialChanged(trial, reason: "resources changed");
-        }
+        if (_lifecycle.ChangeResources(trial, resources) && HasResourcesFor(trial)) StartTrial(trial);
     }
 
     public bool HasResourcesFor(Trial trial) => _executor.HasResourcesFor(trial);
@@ -409,11 +397,7 @@ public sealed class TrialController : ITrialControl, IDisposable
                 PauseTrial(trial);
                 break;
             case SchedulerDecision.Stop:
-                _executor.Stop(trial, error: false);
-                trial.Checkpoints.ReleaseMemory();
-                trial.StoppedBy = decision.DecidedBy;
-                _book.SetStatus(trial, TrialStatus.Terminated, decision.Reason);
-                _callbacks.OnTrialComplete(trial);
+                _lifecycle.Complete(trial, decision);
                 break;
         }
     }

@@ -1,11 +1,14 @@
+using TorchTrials.Gpu;
 using TorchTrials.Runner.Schedulers;
 using TorchTrials.Runner.Search;
+using TorchTrials.Runner.Store;
 
 namespace TorchTrials.Runner.Execution;
 
 /// <summary>
 /// The transitions that take a trial off its slot (Ray's TuneController stop_trial / pause_trial): stop (TERMINATED, by
-/// whom), pause (PAUSED with its state in a memory checkpoint), unpause, and interrupt (Ctrl-C: back to PENDING). A stopped
+/// whom), pause (PAUSED with its state in a memory checkpoint), unpause, interrupt (Ctrl-C: back to PENDING) and a change of
+/// resources (paused and requeued with the new ones). A stopped
 /// or paused trial's save or restore in flight is dropped: its event is stale now, so nothing may wait for it.
 /// </summary>
 internal sealed class TrialLifecycle(
@@ -13,6 +16,7 @@ internal sealed class TrialLifecycle(
     ITrialExecutor executor,
     ITrialScheduler scheduler,
     ISearchAlgorithm search,
+    IExperimentStore store,
     TrialStatusBook book,
     TrialCheckpointing checkpointing,
     CallbackList callbacks)
@@ -34,6 +38,19 @@ internal sealed class TrialLifecycle(
         if (waiting) scheduler.OnTrialRemove(control, trial);
         else scheduler.OnTrialComplete(control, trial, trial.LastResult);
         search.OnTrialComplete(trial.Id, trial.LastResult, TrialOutcome.Pruned);
+        callbacks.OnTrialComplete(trial);
+    }
+
+    /// <summary>
+    /// Ends a running trial on a stop decision (<see cref="DecisionStep"/> has told the scheduler and the searcher): recorded
+    /// as stopped by the decision's maker, or as completed when the trial met its own criteria.
+    /// </summary>
+    public void Complete(Trial trial, TrialDecision decision)
+    {
+        executor.Stop(trial, error: false);
+        trial.Checkpoints.ReleaseMemory();
+        trial.StoppedBy = decision.DecidedBy;
+        book.SetStatus(trial, TrialStatus.Terminated, decision.Reason);
         callbacks.OnTrialComplete(trial);
     }
 
@@ -73,6 +90,23 @@ internal sealed class TrialLifecycle(
             DropOperationsInFlight(trial);
             book.SetStatus(trial, TrialStatus.Pending, "interrupted");
         }
+    }
+
+    /// <summary>Gives the trial <paramref name="resources"/>; true when it was running and now waits, PENDING, to restart with them.</summary>
+    public bool ChangeResources(Trial trial, Resources resources)
+    {
+        var why = executor.Allocator.WhyNeverFits(resources);
+        if (why is not null) throw new ResourceRequestException($"trial {trial.Id} {why}");
+        if (trial.Status != TrialStatus.Running)
+        {
+            trial.UpdateResources(resources);
+            store.TrialChanged(trial, reason: "resources changed");
+            return false;
+        }
+        Pause(trial);
+        trial.UpdateResources(resources);
+        book.SetStatus(trial, TrialStatus.Pending, "resources changed");
+        return true;
     }
 
     private static void DropOperationsInFlight(Trial trial)
