@@ -1,6 +1,8 @@
 using TorchTrials.Gpu;
 using TorchTrials.Runner;
 using TorchTrials.Runner.Callbacks;
+using TorchTrials.Runner.Execution;
+using TorchTrials.Runner.Loggers;
 using TorchTrials.Runner.Results;
 using TorchTrials.Runner.Stoppers;
 using TorchTrials.Tests.Support;
@@ -149,5 +151,28 @@ public class ControllerClockTests
         using var dir = new TempDir();
         var tuner = new Tuner("noop", runConfig: new RunConfig { StoragePath = dir.Path, TimeProvider = new ManualClock(Start) });
         Assert.Equal("noop_2030-01-02_03-04-05", Path.GetFileName(tuner.ExperimentPath));
+    }
+
+    [Fact]
+    public void A_tuner_hands_its_run_clock_to_the_controller_and_the_trials()
+    {
+        // Given a Tuner whose RunConfig carries a clock, and iterations of 2 s on it,
+        using var dir = new TempDir();
+        var clock = new ManualClock(Start);
+        var tuner = new Tuner((config, context) => Iterations(clock, 2), runConfig: new RunConfig
+        {
+            StoragePath = dir.Path,
+            Executor = ExecutorKind.Inline,
+            Inventory = DeviceInventory.Simulated(1),
+            Stop = Stop.At(3),
+            Loggers = TrialFileOptions.None,
+            Quiet = true,
+            TimeProvider = clock,
+        });
+
+        // when it fits, the trial's three iterations took 6 s and it started at the clock's start.
+        var grid = tuner.Fit();
+        Assert.Equal(6.0, grid[0].LastResult!.TimeTotalS);
+        Assert.Equal(Start.ToUnixTimeSeconds() + 6, grid[0].LastResult!.Timestamp);
     }
 }
