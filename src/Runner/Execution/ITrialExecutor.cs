@@ -108,9 +108,6 @@ public sealed record ExecutorOptions
     /// <summary>Reuse a finished trial's trainable (and slot) for the next trial with the same resources, through Reset.</summary>
     public bool ReuseTrainables { get; init; }
 
-    /// <summary>Results a trial may run ahead of the controller when the scheduler allows buffering (Ray's TUNE_RESULT_BUFFER_LENGTH).</summary>
-    public int ResultBufferLength { get; init; } = 1;
-
     /// <summary>Bytes of memory checkpoints allowed per accelerator device before the oldest spill to host memory.</summary>
     public long DeviceCheckpointBudgetBytes { get; init; } = 2L << 30;
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using TorchTrials.Gpu;
 using TorchTrials.Runner.Callbacks;
 using TorchTrials.Runner.Schedulers;
@@ -48,15 +47,19 @@ public sealed class SnapshotPublisher(
     string? metric,
     MetricMode? mode,
     TimeSpan interval,
-    Action<ExperimentSnapshot> publish) : ITrialCallback
+    Action<ExperimentSnapshot> publish,
+    TimeProvider? clock = null) : ITrialCallback
 {
-    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly TimeProvider _clock = clock ?? TimeProvider.System;
+    private readonly long _started = (clock ?? TimeProvider.System).GetTimestamp();
     private TimeSpan? _last;
+
+    private TimeSpan Elapsed => _clock.GetElapsedTime(_started);
 
     public void OnStepEnd(int iteration, IReadOnlyList<Trial> trials)
     {
-        if (_last is { } last && _clock.Elapsed - last < interval) return;
-        _last = _clock.Elapsed;
+        if (_last is { } last && Elapsed - last < interval) return;
+        _last = Elapsed;
         publish(Build(trials, finished: false));
     }
 
@@ -86,7 +89,7 @@ public sealed class SnapshotPublisher(
             best = rows.Where(r => r.BestMetric is not null).MaxBy(r => sign * r.BestMetric!.Value);
         }
         var counts = Enum.GetValues<TrialStatus>().ToDictionary(s => s, s => rows.Count(r => r.Status == s));
-        return new ExperimentSnapshot(name, _clock.Elapsed, rows, counts, allocator.DescribeUsage(), metric, mode, best, finished);
+        return new ExperimentSnapshot(name, Elapsed, rows, counts, allocator.DescribeUsage(), metric, mode, best, finished);
     }
 
     /// <summary>The searched hyperparameters in the order of the config (the spec's order); evaluated params are a hash map.</summary>

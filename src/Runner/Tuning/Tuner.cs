@@ -47,7 +47,7 @@ public sealed record TuneConfig
     /// <summary>Seed of the search and of every trial's initialisation.</summary>
     public long Seed { get; init; }
 
-    /// <summary>Iterations a trial may run ahead of the controller under FIFO (1 is lock-step).</summary>
+    /// <summary>Iterations a trial may run ahead of the controller under FIFO (1 is lock-step); see <see cref="ControllerOptions.ResultBufferLength"/>.</summary>
     public int ResultBufferLength { get; init; } = 1;
 
     /// <summary>
@@ -110,6 +110,12 @@ public sealed record RunConfig
     public Action<ExperimentSnapshot>? OnSnapshot { get; init; }
 
     public TimeSpan SnapshotInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// The clock of the run: default experiment names, snapshot throttling, and everything the controller times
+    /// (<see cref="ControllerOptions.TimeProvider"/>). Tests pass a fake one.
+    /// </summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     /// <summary>
     /// No progress lines. Without a logger factory the tuner otherwise writes one line per trial start and error (its
@@ -185,7 +191,7 @@ public sealed class Tuner
         ExperimentPath = restorePath is not null
             ? Path.GetFullPath(restorePath)
             : Path.GetFullPath(Path.Combine(_run.StoragePath ?? "results",
-                PathNames.Component(_run.Name ?? $"{trainable}_{DateTime.Now.ToString("yyyy-MM-dd_HH-mm-ss", CultureInfo.InvariantCulture)}")));
+                PathNames.Component(_run.Name ?? $"{trainable}_{_run.TimeProvider.GetLocalNow().ToString("yyyy-MM-dd_HH-mm-ss", CultureInfo.InvariantCulture)}")));
     }
 
     /// <summary>The experiment's folder (store, trial folders, checkpoints).</summary>
@@ -331,7 +337,6 @@ public sealed class Tuner
         var executorOptions = new ExecutorOptions
         {
             ReuseTrainables = _tune.ReuseTrainables,
-            ResultBufferLength = _tune.ResultBufferLength,
             DeviceCheckpointBudgetBytes = _run.DeviceCheckpointBudgetBytes,
             HostCheckpointBudgetBytes = _run.HostCheckpointBudgetBytes,
             SpillDirectory = Path.Combine(ExperimentPath, ".spill"),
@@ -361,21 +366,10 @@ public sealed class Tuner
         if (reporter is not null) callbacks.Add(reporter);
         var name = Path.GetFileName(ExperimentPath);
         if (_run.OnSnapshot is { } onSnapshot)
-            callbacks.Add(new SnapshotPublisher(name, allocator, _tune.Metric, _tune.Mode, _run.SnapshotInterval, onSnapshot));
+            callbacks.Add(new SnapshotPublisher(name, allocator, _tune.Metric, _tune.Mode, _run.SnapshotInterval, onSnapshot, _run.TimeProvider));
 
         IExperimentStore store = _run.KeepStore ? SqliteExperimentStore.Open(ExperimentPath) : new NullExperimentStore(ExperimentPath);
-        var options = new ControllerOptions
-        {
-            ExperimentName = name,
-            ExperimentDirectory = ExperimentPath,
-            FailFast = _run.FailFast,
-            Metric = _tune.Metric,
-            Mode = _tune.Mode,
-            MaxConcurrentTrials = _tune.MaxConcurrentTrials,
-            ResultBufferLength = _tune.ResultBufferLength,
-            RunAhead = _tune.RunAhead,
-            Seed = _tune.Seed,
-        };
+        var options = ControllerOptions.From(_tune, _run, name, ExperimentPath);
         var scheduler = opened.Scheduler;
         var controller = _restorePath is null
             ? new TrialController(executor, _registry, search, scheduler, _run.Stopper, callbacks, store, options, logger)

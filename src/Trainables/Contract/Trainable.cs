@@ -28,6 +28,9 @@ public sealed record TrainableContext
     public CancellationToken Cancellation { get; init; }
 
     public ILogger Logger { get; init; } = NullLogger.Instance;
+
+    /// <summary>The clock that times each step (time_this_iter_s, time_total_s) and stamps results; the controller's.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 }
 
 /// <summary>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using TorchTrials.Trainables.Checkpoints;
 using static TorchSharp.torch;
@@ -88,11 +87,12 @@ public sealed class TrainableHost : IDisposable
     public PendingResult Step()
     {
         Trainable.Iteration = _iteration;
-        long start = Stopwatch.GetTimestamp();
+        var clock = Context.TimeProvider;
+        long start = clock.GetTimestamp();
         Metrics metrics;
         using (NewDisposeScope())
             metrics = Trainable.Step() ?? throw new InvalidOperationException($"{Trainable.GetType().Name}.Step returned null");
-        double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        double seconds = clock.GetElapsedTime(start).TotalSeconds;
 
         if (metrics.IsEndOfFunction)
             return new PendingResult(metrics, (_last ?? EmptyResult()) with { Done = true, IsDuplicate = true });
@@ -129,7 +129,7 @@ public sealed class TrainableHost : IDisposable
             ShouldCheckpoint = metrics.ShouldCheckpoint,
             TrialId = Context.TrialId,
             ExperimentTag = Context.ExperimentTag,
-            Timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+            Timestamp = clock.GetUtcNow().ToUnixTimeSeconds(),
             Pid = Pid,
             Hostname = Hostname,
         };

@@ -85,6 +85,8 @@ public class ConcurrentExecutorTests(ITestOutputHelper output) : IDisposable
     {
         int running = 0, maxRunning = 0;
         var threads = new System.Collections.Concurrent.ConcurrentDictionary<int, byte>();
+        // Each trial's first step waits inside it until all four are inside theirs: only trials that run at once get past.
+        using var allInside = new Barrier(4);
         var registry = TrainableRegistry.CreateDefault().RegisterFunction("overlap", Overlapping);
         IEnumerable<Metrics> Overlapping(TrialConfig config, FunctionContext context)
         {
@@ -94,7 +96,7 @@ public class ConcurrentExecutorTests(ITestOutputHelper output) : IDisposable
                 int seen;
                 while ((seen = Volatile.Read(ref maxRunning)) < now && Interlocked.CompareExchange(ref maxRunning, now, seen) != seen) { }
                 threads[Environment.CurrentManagedThreadId] = 0;
-                Thread.Sleep(60);
+                if (i == 0) allInside.SignalAndWait(TimeSpan.FromSeconds(30));
                 Interlocked.Decrement(ref running);
                 yield return new Metrics { { "i", i } };
             }
@@ -103,7 +105,7 @@ public class ConcurrentExecutorTests(ITestOutputHelper output) : IDisposable
         using var controller = Controller(4, registry, Enumerable.Range(0, 4).Select(_ => new Trial("overlap", resources: new Resources(cpu: 1))));
         var clock = Stopwatch.StartNew();
         controller.Run();
-        output.WriteLine($"4 trials x 3 steps of 60 ms in {clock.ElapsedMilliseconds} ms, max {maxRunning} at once, {threads.Count} threads");
+        output.WriteLine($"4 trials x 3 steps in {clock.ElapsedMilliseconds} ms, max {maxRunning} at once, {threads.Count} threads");
 
         Assert.All(controller.Trials, t => Assert.Equal(TrialStatus.Terminated, t.Status));
         Assert.Equal(4, maxRunning);

@@ -8,17 +8,6 @@ namespace TorchTrials.Tests.Stoppers;
 
 public class StopperTests
 {
-    private sealed class ManualClock : TimeProvider
-    {
-        private long _ticks;
-
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-        public override long GetTimestamp() => _ticks;
-
-        public void Advance(double seconds) => _ticks += (long)(seconds * TimeSpan.TicksPerSecond);
-    }
-
     [Fact]
     public void MaximumIterationStopper_counts_results_per_trial()
     {

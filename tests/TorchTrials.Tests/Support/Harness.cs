@@ -49,7 +49,8 @@ public sealed class Harness : IDisposable
         string? directory = null,
         bool sqlite = false,
         TrainableRegistry? registry = null,
-        long seed = 0)
+        long seed = 0,
+        TimeProvider? clock = null)
     {
         if (directory is null)
         {
@@ -62,7 +63,8 @@ public sealed class Harness : IDisposable
         Executor = new InlineTrialExecutor(Allocator, Registry, new ExecutorOptions { ReuseTrainables = reuse, SpillDirectory = System.IO.Path.Combine(directory, "spill") });
         Store = sqlite ? SqliteExperimentStore.Open(directory) : new NullExperimentStore(directory);
         Controller = new TrialController(Executor, Registry, search, scheduler, stopper, callbacks: callbacks, store: Store,
-            options: new ControllerOptions { ExperimentDirectory = directory, FailFast = failFast, EventWait = TimeSpan.Zero, Seed = seed });
+            options: new ControllerOptions { ExperimentDirectory = directory, FailFast = failFast, EventWait = TimeSpan.Zero, Seed = seed,
+                TimeProvider = clock ?? TimeProvider.System });
     }
 
     public string Directory { get; }
