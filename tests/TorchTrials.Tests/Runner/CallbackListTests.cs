@@ -1,8 +1,6 @@
 using TorchTrials.Runner;
 using TorchTrials.Runner.Callbacks;
-using TorchTrials.Runner.Execution;
 using TorchTrials.Tests.Support;
-using TorchTrials.Trainables;
 
 namespace TorchTrials.Tests.Runner;
 

@@ -1,7 +1,6 @@
 using TorchTrials.Gpu;
 using TorchTrials.Runner;
 using TorchTrials.Runner.Callbacks;
-using TorchTrials.Runner.Execution;
 using TorchTrials.Runner.Loggers;
 using TorchTrials.Runner.Results;
 using TorchTrials.Runner.Stoppers;
