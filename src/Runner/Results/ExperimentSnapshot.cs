@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using TorchTrials.Gpu;
 using TorchTrials.Runner.Callbacks;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Trainables;
 
 namespace TorchTrials.Runner.Results;

@@ -5,7 +5,6 @@ using TorchTrials.Gpu;
 using TorchTrials.Runner;
 using TorchTrials.Runner.Loggers;
 using TorchTrials.Runner.Results;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Runner.Store;
 using TorchTrials.Tests.Support;
 using TorchTrials.Trainables;

@@ -1,5 +1,4 @@
 using TorchTrials.Runner;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Runner.Stoppers;
 using TorchTrials.Tests.Support;
 using TorchTrials.Trainables;

@@ -3,7 +3,6 @@ using Spectre.Console;
 using TorchTrials.Cli.Rendering;
 using TorchTrials.Runner;
 using TorchTrials.Runner.Results;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Runner.Store;
 
 namespace TorchTrials.Cli.Commands;

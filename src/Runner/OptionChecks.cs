@@ -1,4 +1,4 @@
-namespace TorchTrials.Runner.Schedulers;
+namespace TorchTrials.Runner;
 
 /// <summary>One-line argument errors that name the option (snake_case, as a sweep spec spells it).</summary>
 internal static class OptionChecks
@@ -34,7 +34,7 @@ internal static class OptionChecks
         GreaterThan(reductionFactor, 1, "reduction_factor", "ReductionFactor");
     }
 
-    public static void MetricAndMode(ITrialScheduler scheduler, string? metric, MetricMode? mode)
+    public static void MetricAndMode(object scheduler, string? metric, MetricMode? mode)
     {
         if (string.IsNullOrWhiteSpace(metric) || mode is null)
             throw new InvalidOperationException(
