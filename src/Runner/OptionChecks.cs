@@ -24,10 +24,9 @@ internal static class OptionChecks
     public static double GreaterThan(double value, double bound, string option, string param) =>
         value > bound ? value : throw new ArgumentException($"{option} must be greater than {Fmt(bound)}, got {Fmt(value)}", param);
 
-    /// <summary>The checks every successive-halving schedule shares: time_attr set, 0 &lt; grace_period &lt;= max_t, reduction_factor &gt; 1.</summary>
-    public static void Rungs(string timeAttr, double maxT, double gracePeriod, double reductionFactor)
+    /// <summary>The checks every successive-halving schedule shares: 0 &lt; grace_period &lt;= max_t, reduction_factor &gt; 1.</summary>
+    public static void Rungs(double maxT, double gracePeriod, double reductionFactor)
     {
-        NotEmpty(timeAttr, "time_attr", "TimeAttr");
         Positive(maxT, "max_t", "MaxT");
         Positive(gracePeriod, "grace_period", "GracePeriod");
         if (gracePeriod > maxT) throw new ArgumentException($"grace_period must be at most max_t ({Fmt(maxT)}), got {Fmt(gracePeriod)}", "GracePeriod");

@@ -3,13 +3,12 @@ using TorchTrials.Trainables;
 namespace TorchTrials.Runner.Schedulers;
 
 /// <summary>Settings of <see cref="Pb2"/>, with Ray's defaults.</summary>
-public sealed record Pb2Options
+public sealed record Pb2Options : MetricSchedulerOptions
 {
-    public string TimeAttr { get; init; } = TrialResult.TimeTotalKey;
-
-    public string? Metric { get; init; }
-
-    public MetricMode? Mode { get; init; }
+    public Pb2Options()
+        : base(TrialResult.TimeTotalKey)
+    {
+    }
 
     public double PerturbationInterval { get; init; } = 60;
 

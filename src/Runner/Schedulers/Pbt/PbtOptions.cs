@@ -3,13 +3,12 @@ using TorchTrials.Trainables;
 namespace TorchTrials.Runner.Schedulers;
 
 /// <summary>Settings of <see cref="PopulationBasedTraining"/>, with Ray's defaults.</summary>
-public sealed record PbtOptions
+public sealed record PbtOptions : MetricSchedulerOptions
 {
-    public string TimeAttr { get; init; } = TrialResult.TimeTotalKey;
-
-    public string? Metric { get; init; }
-
-    public MetricMode? Mode { get; init; }
+    public PbtOptions()
+        : base(TrialResult.TimeTotalKey)
+    {
+    }
 
     /// <summary>A trial is considered for exploit/explore each time this much <see cref="TimeAttr"/> passed since its last perturbation.</summary>
     public double PerturbationInterval { get; init; } = 60;
@@ -46,7 +45,7 @@ public sealed record PbtOptions
 
     internal PbtOptions Validate()
     {
-        OptionChecks.NotEmpty(TimeAttr, "time_attr", nameof(TimeAttr));
+        ValidateTimeAttr();
         if (HyperparamMutations is null) throw new ArgumentException("hyperparam_mutations must not be null", nameof(HyperparamMutations));
         if (HyperparamMutations.Count == 0 && CustomExploreFn is null)
             throw new ArgumentException("hyperparam_mutations or custom_explore_fn must be given to use PBT", nameof(HyperparamMutations));
