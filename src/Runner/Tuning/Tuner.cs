@@ -106,7 +106,10 @@ public sealed record RunConfig
 
     public long HostCheckpointBudgetBytes { get; init; } = 4L << 30;
 
-    /// <summary>Receives progress snapshots (the CLI's live table, a notebook display).</summary>
+    /// <summary>
+    /// Receives every progress snapshot, on the controller's thread, which waits for it; <see cref="Tuner.FitWithProgress"/>
+    /// streams them instead without ever holding the run back (the CLI's live table, a notebook display).
+    /// </summary>
     public Action<ExperimentSnapshot>? OnSnapshot { get; init; }
 
     public TimeSpan SnapshotInterval { get; init; } = TimeSpan.FromMilliseconds(250);
@@ -207,12 +210,29 @@ public sealed class Tuner
     /// Runs the sweep on a dedicated thread. Opening the experiment happens first, on the caller's thread: bad input and an
     /// experiment owned by another process throw here, before the task exists.
     /// </summary>
-    public Task<ResultGrid> FitAsync(CancellationToken cancel = default)
+    public Task<ResultGrid> FitAsync(CancellationToken cancel = default) => Start(null, cancel);
+
+    /// <summary>
+    /// Runs the sweep as <see cref="FitAsync"/> does and streams its progress: read <see cref="TunerRun.Progress"/> with
+    /// <c>await foreach</c> while it runs, then <c>await</c> the run for the grid. A snapshot is taken on the controller's
+    /// thread every <see cref="RunConfig.SnapshotInterval"/> and at the end; a slow reader never holds the run back (it
+    /// gets the newest snapshot and skips the ones it missed). <see cref="RunConfig.OnSnapshot"/>, when set, gets every one.
+    /// </summary>
+    public TunerRun FitWithProgress(CancellationToken cancel = default)
+    {
+        var snapshots = TunerRun.CreateChannel();
+        var fit = Start(snapshot => snapshots.Writer.TryWrite(snapshot), cancel);
+        // The stream ends when the run does, however it ends; the run's outcome is in the task.
+        fit.ContinueWith(_ => snapshots.Writer.TryComplete(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return new TunerRun(snapshots.Reader, fit);
+    }
+
+    private Task<ResultGrid> Start(Action<ExperimentSnapshot>? progress, CancellationToken cancel)
     {
         var opened = Open();
         try
         {
-            return Task.Factory.StartNew(() => Run(opened, cancel), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            return Task.Factory.StartNew(() => Run(opened, cancel, progress), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         }
         catch
         {
@@ -222,7 +242,7 @@ public sealed class Tuner
     }
 
     /// <summary>Runs the sweep to the end (or until <paramref name="cancel"/>) and returns every trial's outcome.</summary>
-    public ResultGrid Fit(CancellationToken cancel = default) => Run(Open(), cancel);
+    public ResultGrid Fit(CancellationToken cancel = default) => Run(Open(), cancel, null);
 
     /// <summary>
     /// Checks what can be checked without the disk, then takes the experiment's lock and, under it, checks that a new
@@ -306,13 +326,13 @@ public sealed class Tuner
         public void Dispose() => Lock.Dispose();
     }
 
-    private ResultGrid Run(OpenedExperiment opened, CancellationToken cancel)
+    private ResultGrid Run(OpenedExperiment opened, CancellationToken cancel, Action<ExperimentSnapshot>? progress)
     {
         using var _ = opened;
         bool started = false;
         try
         {
-            return Run(opened, cancel, ref started);
+            return Run(opened, cancel, progress, ref started);
         }
         catch when (opened.CreatedFolder && !started)
         {
@@ -322,7 +342,7 @@ public sealed class Tuner
         }
     }
 
-    private ResultGrid Run(OpenedExperiment opened, CancellationToken cancel, ref bool started)
+    private ResultGrid Run(OpenedExperiment opened, CancellationToken cancel, Action<ExperimentSnapshot>? progress, ref bool started)
     {
         var logger = _loggers.CreateLogger("TorchTrials");
         var inventory = opened.Inventory;
@@ -360,7 +380,7 @@ public sealed class Tuner
         var reporter = _run.Quiet || _loggerFactoryGiven ? null : new ConsoleTrialReporter(_run.ProgressOutput ?? Console.Out);
         if (reporter is not null) callbacks.Add(reporter);
         var name = Path.GetFileName(ExperimentPath);
-        if (_run.OnSnapshot is { } onSnapshot)
+        if (_run.OnSnapshot + progress is { } onSnapshot)
             callbacks.Add(new SnapshotPublisher(name, allocator, _tune.Metric, _tune.Mode, _run.SnapshotInterval, onSnapshot));
 
         IExperimentStore store = _run.KeepStore ? SqliteExperimentStore.Open(ExperimentPath) : new NullExperimentStore(ExperimentPath);
