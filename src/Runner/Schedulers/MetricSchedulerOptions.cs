@@ -20,5 +20,5 @@ public abstract record MetricSchedulerOptions
     /// <summary>Whether larger or smaller values of <see cref="Metric"/> are better; the experiment's when null.</summary>
     public MetricMode? Mode { get; init; }
 
-    private protected void ValidateTimeAttr() => OptionChecks.NotEmpty(TimeAttr, "time_attr", nameof(TimeAttr));
+    private protected void ValidateTimeAttr() => OptionChecks.NotEmpty(TimeAttr, GetType().Name, nameof(TimeAttr));
 }

@@ -39,7 +39,7 @@ public sealed class SearchGenerator : ISearchAlgorithm
     {
         ArgumentNullException.ThrowIfNull(searcher);
         ArgumentNullException.ThrowIfNull(template);
-        if (numSamples < 1) throw new ArgumentOutOfRangeException(nameof(numSamples), $"num_samples must be at least 1, got {numSamples}");
+        if (numSamples < 1) throw new ArgumentOutOfRangeException(nameof(numSamples), $"SearchGenerator.numSamples must be at least 1, got {numSamples}");
         options ??= new SearchGeneratorOptions();
         _space = space.Validate();
         _searcher = searcher;

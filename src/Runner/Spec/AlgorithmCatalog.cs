@@ -99,7 +99,7 @@ internal static class AlgorithmCatalog
         }
         catch (ArgumentException e)
         {
-            r.Error(e.ParamName is { Length: > 0 } p && r.Has(ToSnake(p)) ? ToSnake(p) : "type", e.Message);
+            Reject(r, e);
         }
         if (!typeRejected) r.Finish();
         return scheduler;
@@ -294,7 +294,7 @@ internal static class AlgorithmCatalog
             }
             catch (ArgumentException e) when (e is not SpecMissingException)
             {
-                r.Error(e.ParamName is { Length: > 0 } p && r.Has(ToSnake(p)) ? ToSnake(p) : "type", e.Message);
+                Reject(r, e);
             }
             catch (SpecMissingException)
             {
@@ -324,6 +324,16 @@ internal static class AlgorithmCatalog
     private sealed class SpecMissingException : ArgumentException;
 
     private static IReadOnlyDictionary<string, int> LinesOf(SpecReader spec) => spec.Lines;
+
+    /// <summary>
+    /// An option value the algorithm rejected, reported under its key (under <c>type</c> when the spec does not name it) with
+    /// every option the message mentions named by its spec key.
+    /// </summary>
+    private static void Reject(SpecReader r, ArgumentException e)
+    {
+        var key = e.ParamName is { Length: > 0 } p && r.Has(ToSnake(p)) ? ToSnake(p) : "type";
+        r.Error(key, e is OptionException option ? option.Describe(ToSnake) : e.Message);
+    }
 
     /// <summary>"GracePeriod" or "gracePeriod" to "grace_period", to name an option as the spec does.</summary>
     private static string ToSnake(string name) =>

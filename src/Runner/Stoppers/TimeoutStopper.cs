@@ -15,7 +15,7 @@ public sealed class TimeoutStopper : IStopper
 
     public TimeoutStopper(TimeSpan timeout, TimeProvider? clock = null)
     {
-        OptionChecks.Positive(timeout.TotalSeconds, "timeout", nameof(timeout));
+        OptionChecks.Positive(timeout.TotalSeconds, nameof(TimeoutStopper), nameof(timeout));
         Timeout = timeout;
         _budgetSeconds = timeout.TotalSeconds;
         _clock = clock ?? TimeProvider.System;

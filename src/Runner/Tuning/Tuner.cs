@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -26,14 +27,22 @@ public sealed record TuneConfig
     /// <summary>Decides CONTINUE / PAUSE / STOP per result; FIFO when null.</summary>
     public ITrialScheduler? Scheduler { get; init; }
 
-    /// <summary>A model-based searcher (TPE, random...) run for <see cref="NumSamples"/> trials; the basic variant generator when null.</summary>
+    /// <summary>
+    /// How configurations are chosen: a searcher (<see cref="TpeSearcher"/>, <see cref="RandomSearcher"/>, either wrapped
+    /// in a <see cref="ConcurrencyLimiter"/> or <see cref="Repeater"/>) run for <see cref="NumSamples"/> trials. When null,
+    /// the basic variant generator (grid and random search over the space, Ray's default) runs, with <see cref="Variants"/>.
+    /// </summary>
     public ISearcher? Searcher { get; init; }
 
-    /// <summary>A complete search algorithm; overrides <see cref="Searcher"/>.</summary>
-    public ISearchAlgorithm? SearchAlgorithm { get; init; }
-
-    /// <summary>Options of the basic variant generator, used when neither <see cref="Searcher"/> nor <see cref="SearchAlgorithm"/> is set.</summary>
+    /// <summary>Options of the basic variant generator, the search when <see cref="Searcher"/> is null; not with a searcher.</summary>
     public BasicVariantOptions? Variants { get; init; }
+
+    /// <summary>
+    /// Advanced: a whole search algorithm of your own (Ray's SearchAlgorithm), which makes the trials itself; it replaces
+    /// <see cref="Searcher"/> and <see cref="Variants"/>, and cannot be combined with them.
+    /// </summary>
+    [EditorBrowsable(EditorBrowsableState.Advanced)]
+    public ISearchAlgorithm? SearchAlgorithm { get; init; }
 
     /// <summary>Samples of the search space (times the grid, for the basic variant generator).</summary>
     public int NumSamples { get; init; } = 1;
@@ -181,15 +190,25 @@ public sealed class Tuner
         _loggerFactoryGiven = loggerFactory is not null;
         _restorePath = restorePath;
         _resume = resume;
-        if (_tune.NumSamples < 1) throw new ArgumentOutOfRangeException(nameof(tuneConfig), $"num_samples must be at least 1, got {_tune.NumSamples}");
-        if (_tune.MaxConcurrentTrials is < 1) throw new ArgumentOutOfRangeException(nameof(tuneConfig), $"max_concurrent_trials must be at least 1, got {_tune.MaxConcurrentTrials}");
-        if (_tune.ResultBufferLength < 1) throw new ArgumentOutOfRangeException(nameof(tuneConfig), $"result_buffer_length must be at least 1, got {_tune.ResultBufferLength}");
-        if (_run.MaxFailures < -1) throw new ArgumentOutOfRangeException(nameof(runConfig), $"max_failures must be -1 (unlimited) or more, got {_run.MaxFailures}");
+        if (_tune.NumSamples < 1) throw new ArgumentOutOfRangeException(nameof(tuneConfig), $"TuneConfig.NumSamples must be at least 1, got {_tune.NumSamples}");
+        if (_tune.MaxConcurrentTrials is < 1) throw new ArgumentOutOfRangeException(nameof(tuneConfig), $"TuneConfig.MaxConcurrentTrials must be at least 1, got {_tune.MaxConcurrentTrials}");
+        if (_tune.ResultBufferLength < 1) throw new ArgumentOutOfRangeException(nameof(tuneConfig), $"TuneConfig.ResultBufferLength must be at least 1, got {_tune.ResultBufferLength}");
+        if (_run.MaxFailures < -1) throw new ArgumentOutOfRangeException(nameof(runConfig), $"RunConfig.MaxFailures must be -1 (unlimited) or more, got {_run.MaxFailures}");
+        if (SearchConflict(_tune) is { } conflict) throw new ArgumentException(conflict, nameof(tuneConfig));
         ExperimentPath = restorePath is not null
             ? Path.GetFullPath(restorePath)
             : Path.GetFullPath(Path.Combine(_run.StoragePath ?? "results",
                 PathNames.Component(_run.Name ?? $"{trainable}_{DateTime.Now.ToString("yyyy-MM-dd_HH-mm-ss", CultureInfo.InvariantCulture)}")));
     }
+
+    /// <summary>Why the search settings contradict each other (a setting the chosen search would ignore), or null.</summary>
+    private static string? SearchConflict(TuneConfig tune) => tune switch
+    {
+        { SearchAlgorithm: not null, Searcher: not null } => "TuneConfig.SearchAlgorithm replaces TuneConfig.Searcher: set one of them",
+        { SearchAlgorithm: not null, Variants: not null } => "TuneConfig.SearchAlgorithm replaces the basic variant generator: TuneConfig.Variants would be ignored",
+        { Searcher: not null, Variants: not null } => "TuneConfig.Variants configures the basic variant generator, which TuneConfig.Searcher replaces: set one of them",
+        _ => null,
+    };
 
     /// <summary>The experiment's folder (store, trial folders, checkpoints).</summary>
     public string ExperimentPath { get; }

@@ -31,8 +31,8 @@ public sealed record AshaOptions : MetricSchedulerOptions
     internal AshaOptions Validate()
     {
         ValidateTimeAttr();
-        OptionChecks.Rungs(MaxT, GracePeriod, ReductionFactor);
-        OptionChecks.AtLeast(Brackets, 1, "brackets", nameof(Brackets));
+        OptionChecks.Rungs(nameof(AshaOptions), MaxT, GracePeriod, ReductionFactor);
+        OptionChecks.AtLeast(Brackets, 1, nameof(AshaOptions), nameof(Brackets));
         return this;
     }
 }
@@ -60,11 +60,11 @@ public sealed record AshaPromotionOptions : MetricSchedulerOptions
     internal AshaPromotionOptions Validate()
     {
         ValidateTimeAttr();
-        OptionChecks.Rungs(MaxT, GracePeriod, ReductionFactor);
-        OptionChecks.AtLeast(MinEarlyStoppingRate, 0, "min_early_stopping_rate", nameof(MinEarlyStoppingRate));
+        OptionChecks.Rungs(nameof(AshaPromotionOptions), MaxT, GracePeriod, ReductionFactor);
+        OptionChecks.AtLeast(MinEarlyStoppingRate, 0, nameof(AshaPromotionOptions), nameof(MinEarlyStoppingRate));
         if (AshaPromotionScheduler.TopRung(this) < 0)
-            throw new ArgumentException(
-                $"min_early_stopping_rate {MinEarlyStoppingRate} leaves no rung between grace_period {OptionChecks.Fmt(GracePeriod)} and max_t {OptionChecks.Fmt(MaxT)}", nameof(MinEarlyStoppingRate));
+            throw OptionChecks.Fail(nameof(AshaPromotionOptions), nameof(MinEarlyStoppingRate), n =>
+                $"{n(nameof(MinEarlyStoppingRate))} {MinEarlyStoppingRate} leaves no rung between {n(nameof(GracePeriod))} {OptionChecks.Fmt(GracePeriod)} and {n(nameof(MaxT))} {OptionChecks.Fmt(MaxT)}");
         return this;
     }
 }

@@ -21,8 +21,8 @@ public sealed record HyperBandOptions : MetricSchedulerOptions
     internal HyperBandOptions Validate()
     {
         ValidateTimeAttr();
-        OptionChecks.Positive(MaxT, "max_t", nameof(MaxT));
-        OptionChecks.GreaterThan(ReductionFactor, 1, "reduction_factor", nameof(ReductionFactor));
+        OptionChecks.Positive(MaxT, nameof(HyperBandOptions), nameof(MaxT));
+        OptionChecks.GreaterThan(ReductionFactor, 1, nameof(HyperBandOptions), nameof(ReductionFactor));
         return this;
     }
 }

@@ -25,9 +25,9 @@ public sealed record MedianStoppingOptions : MetricSchedulerOptions
     internal MedianStoppingOptions Validate()
     {
         ValidateTimeAttr();
-        OptionChecks.NonNegative(GracePeriod, "grace_period", nameof(GracePeriod));
-        OptionChecks.AtLeast(MinSamplesRequired, 1, "min_samples_required", nameof(MinSamplesRequired));
-        OptionChecks.NonNegative(MinTimeSlice, "min_time_slice", nameof(MinTimeSlice));
+        OptionChecks.NonNegative(GracePeriod, nameof(MedianStoppingOptions), nameof(GracePeriod));
+        OptionChecks.AtLeast(MinSamplesRequired, 1, nameof(MedianStoppingOptions), nameof(MinSamplesRequired));
+        OptionChecks.NonNegative(MinTimeSlice, nameof(MedianStoppingOptions), nameof(MinTimeSlice));
         return this;
     }
 }

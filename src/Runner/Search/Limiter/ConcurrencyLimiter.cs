@@ -20,7 +20,7 @@ public sealed class ConcurrencyLimiter : ISearcher
     public ConcurrencyLimiter(ISearcher searcher, int maxConcurrent, bool batch = false)
     {
         ArgumentNullException.ThrowIfNull(searcher);
-        if (maxConcurrent < 1) throw new ArgumentOutOfRangeException(nameof(maxConcurrent), $"max_concurrent must be at least 1, got {maxConcurrent}");
+        if (maxConcurrent < 1) throw new ArgumentOutOfRangeException(nameof(maxConcurrent), $"ConcurrencyLimiter.maxConcurrent must be at least 1, got {maxConcurrent}");
         _searcher = searcher;
         MaxConcurrent = maxConcurrent;
         Batch = batch;

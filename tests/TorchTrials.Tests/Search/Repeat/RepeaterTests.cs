@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using TorchTrials.Runner;
 using TorchTrials.Runner.Search;
 using TorchTrials.Tests.Search.Limiter;
 using static TorchTrials.Tests.Search.SearchTestKit;
@@ -94,5 +95,5 @@ public class RepeaterTests
 
     [Fact]
     public void Repeat_below_one_is_refused() =>
-        Assert.Contains("repeat", Assert.Throws<ArgumentOutOfRangeException>(() => new Repeater(new RecordingSearcher(), 0)).Message);
+        Assert.Contains("Repeater.repeat", Assert.Throws<ArgumentOutOfRangeException>(() => new Repeater(new RecordingSearcher(), 0)).Message);
 }
