@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using Microsoft.Data.Sqlite;
 using SQLitePCL;
-using TorchTrials.Runner.Loggers;
 using TorchTrials.Trainables;
 using TorchTrials.Trainables.Checkpoints;
 
@@ -489,7 +488,7 @@ public sealed class SqliteExperimentStore : IExperimentStore
             cmd.Parameters.AddWithValue("$a", trialId);
             using var reader = cmd.ExecuteReader();
             var list = new List<TrialResult>();
-            while (reader.Read()) list.Add(TrialResult.FromJsonObject(JsonNode.Parse(reader.GetString(0))!.AsObject()) with { TrialId = trialId });
+            while (reader.Read()) list.Add(ResultJson.Parse(reader.GetString(0)) with { TrialId = trialId });
             return list;
         }
     }
@@ -511,7 +510,7 @@ public sealed class SqliteExperimentStore : IExperimentStore
             {
                 var id = reader.GetString(0);
                 if (!all.TryGetValue(id, out var list)) all[id] = list = new List<TrialResult>();
-                ((List<TrialResult>)list).Add(TrialResult.FromJsonObject(JsonNode.Parse(reader.GetString(1))!.AsObject()) with { TrialId = id });
+                ((List<TrialResult>)list).Add(ResultJson.Parse(reader.GetString(1)) with { TrialId = id });
             }
             return all;
         }

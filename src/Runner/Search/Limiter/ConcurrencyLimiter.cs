@@ -101,7 +101,7 @@ public sealed class ConcurrencyLimiter : ISearcher
         if (state["cached"] is JsonArray cached)
             foreach (var c in cached)
                 _cached.Add((c!["trial_id"]!.GetValue<string>(),
-                    c["result"] is JsonObject r ? TrialResult.FromJsonObject(r) : null,
+                    c["result"] is JsonObject r ? ResultJson.Read(r) : null,
                     Enum.Parse<TrialOutcome>(c["outcome"]!.GetValue<string>())));
         if (state["searcher"] is { } inner) _searcher.RestoreState(inner);
     }
