@@ -4,7 +4,6 @@
 // The same Tuner works from notebooks and scripts: build a search space, a TuneConfig, a RunConfig, and Fit.
 using TorchTrials.Gpu;
 using TorchTrials.Runner;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Runner.Search;
 
 var space = new SearchSpace

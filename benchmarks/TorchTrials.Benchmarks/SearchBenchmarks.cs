@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
-using TorchTrials.Runner.Schedulers;
+using TorchTrials.Runner;
 using TorchTrials.Runner.Search;
 using TorchTrials.Trainables;
 

@@ -1,6 +1,5 @@
 using TorchTrials.Gpu;
 using TorchTrials.Runner.Callbacks;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Trainables;
 
 namespace TorchTrials.Runner.Results;

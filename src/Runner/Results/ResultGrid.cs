@@ -1,7 +1,6 @@
 using System.Collections;
 using System.Globalization;
 using Microsoft.Data.Sqlite;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Runner.Store;
 using TorchTrials.Trainables;
 using TorchTrials.Trainables.Checkpoints;

@@ -12,13 +12,6 @@ public enum SchedulerDecision
     Stop,
 }
 
-/// <summary>Whether the experiment's metric is to be maximised or minimised.</summary>
-public enum MetricMode
-{
-    Max,
-    Min,
-}
-
 /// <summary>
 /// The controller as schedulers see it (Ray passes the TrialRunner): the trials, resource checks, and the
 /// lifecycle operations a scheduler may request. All calls happen on the controller's thread.

@@ -1,7 +1,6 @@
 using System.Collections.Immutable;
 using System.Globalization;
 using System.Text.Json.Nodes;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Trainables;
 
 namespace TorchTrials.Runner.Search;
@@ -40,7 +39,7 @@ public sealed class SearchGenerator : ISearchAlgorithm
     {
         ArgumentNullException.ThrowIfNull(searcher);
         ArgumentNullException.ThrowIfNull(template);
-        if (numSamples < 1) throw new ArgumentOutOfRangeException(nameof(numSamples), $"num_samples must be at least 1, got {numSamples}");
+        if (numSamples < 1) throw new ArgumentOutOfRangeException(nameof(numSamples), $"SearchGenerator.numSamples must be at least 1, got {numSamples}");
         options ??= new SearchGeneratorOptions();
         _space = space.Validate();
         _searcher = searcher;

@@ -1,5 +1,4 @@
 using System.Text.Json.Nodes;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Trainables;
 
 namespace TorchTrials.Runner.Search;

@@ -45,11 +45,8 @@ internal static class AlgorithmCatalog
         {
             scheduler = type switch
             {
-                "asha" => new AshaScheduler(new AshaOptions
+                "asha" => new AshaScheduler(Target(r, AshaDefaults, schedulerMetric, schedulerMode) with
                 {
-                    Metric = schedulerMetric,
-                    Mode = schedulerMode,
-                    TimeAttr = r.String("time_attr") ?? AshaDefaults.TimeAttr,
                     MaxT = r.Double("max_t") ?? AshaDefaults.MaxT,
                     GracePeriod = r.Double("grace_period") ?? AshaDefaults.GracePeriod,
                     ReductionFactor = r.Double("reduction_factor") ?? AshaDefaults.ReductionFactor,
@@ -57,40 +54,28 @@ internal static class AlgorithmCatalog
                     StopLastTrials = r.Bool("stop_last_trials") ?? AshaDefaults.StopLastTrials,
                     Seed = schedulerSeed,
                 }),
-                "asha_promotion" => new AshaPromotionScheduler(new AshaPromotionOptions
+                "asha_promotion" => new AshaPromotionScheduler(Target(r, AshaPromotionDefaults, schedulerMetric, schedulerMode) with
                 {
-                    Metric = schedulerMetric,
-                    Mode = schedulerMode,
-                    TimeAttr = r.String("time_attr") ?? AshaPromotionDefaults.TimeAttr,
                     MaxT = r.Double("max_t") ?? AshaPromotionDefaults.MaxT,
                     GracePeriod = r.Double("grace_period") ?? AshaPromotionDefaults.GracePeriod,
                     ReductionFactor = r.Double("reduction_factor") ?? AshaPromotionDefaults.ReductionFactor,
                     MinEarlyStoppingRate = r.Int("min_early_stopping_rate") ?? AshaPromotionDefaults.MinEarlyStoppingRate,
                 }),
-                "hyperband" => new HyperBandScheduler(new HyperBandOptions
+                "hyperband" => new HyperBandScheduler(Target(r, HyperBandDefaults, schedulerMetric, schedulerMode) with
                 {
-                    Metric = schedulerMetric,
-                    Mode = schedulerMode,
-                    TimeAttr = r.String("time_attr") ?? HyperBandDefaults.TimeAttr,
                     MaxT = r.Double("max_t") ?? HyperBandDefaults.MaxT,
                     ReductionFactor = r.Double("reduction_factor") ?? HyperBandDefaults.ReductionFactor,
                     StopLastTrials = r.Bool("stop_last_trials") ?? HyperBandDefaults.StopLastTrials,
                 }),
-                "median_stopping" => new MedianStoppingRule(new MedianStoppingOptions
+                "median_stopping" => new MedianStoppingRule(Target(r, MedianDefaults, schedulerMetric, schedulerMode) with
                 {
-                    Metric = schedulerMetric,
-                    Mode = schedulerMode,
-                    TimeAttr = r.String("time_attr") ?? MedianDefaults.TimeAttr,
                     GracePeriod = r.Double("grace_period") ?? MedianDefaults.GracePeriod,
                     MinSamplesRequired = r.Int("min_samples_required") ?? MedianDefaults.MinSamplesRequired,
                     MinTimeSlice = r.Double("min_time_slice") ?? MedianDefaults.MinTimeSlice,
                     HardStop = r.Bool("hard_stop") ?? MedianDefaults.HardStop,
                 }),
-                "pbt" => new PopulationBasedTraining(new PbtOptions
+                "pbt" => new PopulationBasedTraining(Target(r, PbtDefaults, schedulerMetric, schedulerMode) with
                 {
-                    Metric = schedulerMetric,
-                    Mode = schedulerMode,
-                    TimeAttr = r.String("time_attr") ?? PbtDefaults.TimeAttr,
                     PerturbationInterval = r.Double("perturbation_interval") ?? PbtDefaults.PerturbationInterval,
                     BurnInPeriod = r.Double("burn_in_period") ?? PbtDefaults.BurnInPeriod,
                     HyperparamMutations = Mutations(r),
@@ -100,11 +85,8 @@ internal static class AlgorithmCatalog
                     Synch = r.Bool("synch") ?? PbtDefaults.Synch,
                     Seed = schedulerSeed,
                 }),
-                "pb2" => new Pb2(new Pb2Options
+                "pb2" => new Pb2(Target(r, Pb2Defaults, schedulerMetric, schedulerMode) with
                 {
-                    Metric = schedulerMetric,
-                    Mode = schedulerMode,
-                    TimeAttr = r.String("time_attr") ?? Pb2Defaults.TimeAttr,
                     PerturbationInterval = r.Double("perturbation_interval") ?? Pb2Defaults.PerturbationInterval,
                     HyperparamBounds = Bounds(r),
                     QuantileFraction = r.Double("quantile_fraction") ?? Pb2Defaults.QuantileFraction,
@@ -117,11 +99,19 @@ internal static class AlgorithmCatalog
         }
         catch (ArgumentException e)
         {
-            r.Error(e.ParamName is { Length: > 0 } p && r.Has(ToSnake(p)) ? ToSnake(p) : "type", e.Message);
+            Reject(r, e);
         }
         if (!typeRejected) r.Finish();
         return scheduler;
     }
+
+    /// <summary>
+    /// A metric scheduler's own defaults with the section's metric and mode (the experiment's when absent) and its
+    /// <c>time_attr</c>: the keys every metric scheduler shares, read in one place.
+    /// </summary>
+    private static T Target<T>(SpecReader r, T defaults, string? metric, MetricMode? mode)
+        where T : MetricSchedulerOptions =>
+        (T)((MetricSchedulerOptions)defaults with { Metric = metric, Mode = mode, TimeAttr = r.String("time_attr") ?? defaults.TimeAttr });
 
     private static ITrialScheduler ResourceChanging(SpecReader r, SpecReader? top, string? metric, MetricMode? mode, long seed)
     {
@@ -304,7 +294,7 @@ internal static class AlgorithmCatalog
             }
             catch (ArgumentException e) when (e is not SpecMissingException)
             {
-                r.Error(e.ParamName is { Length: > 0 } p && r.Has(ToSnake(p)) ? ToSnake(p) : "type", e.Message);
+                Reject(r, e);
             }
             catch (SpecMissingException)
             {
@@ -334,6 +324,16 @@ internal static class AlgorithmCatalog
     private sealed class SpecMissingException : ArgumentException;
 
     private static IReadOnlyDictionary<string, int> LinesOf(SpecReader spec) => spec.Lines;
+
+    /// <summary>
+    /// An option value the algorithm rejected, reported under its key (under <c>type</c> when the spec does not name it) with
+    /// every option the message mentions named by its spec key.
+    /// </summary>
+    private static void Reject(SpecReader r, ArgumentException e)
+    {
+        var key = e.ParamName is { Length: > 0 } p && r.Has(ToSnake(p)) ? ToSnake(p) : "type";
+        r.Error(key, e is OptionException option ? option.Describe(ToSnake) : e.Message);
+    }
 
     /// <summary>"GracePeriod" or "gracePeriod" to "grace_period", to name an option as the spec does.</summary>
     private static string ToSnake(string name) =>

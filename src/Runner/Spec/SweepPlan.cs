@@ -3,7 +3,6 @@ using Microsoft.Extensions.Logging;
 using TorchTrials.Gpu;
 using TorchTrials.Runner.Execution;
 using TorchTrials.Runner.Loggers;
-using TorchTrials.Runner.Results;
 using TorchTrials.Runner.Schedulers;
 using TorchTrials.Runner.Search;
 using TorchTrials.Trainables;
@@ -74,14 +73,15 @@ public sealed class SweepPlan
 
     /// <summary>
     /// A tuner for a new run of this plan; the spec is kept in the experiment as <see cref="SpecCopyName"/> so the run can be
-    /// resumed. A caller that displays <paramref name="onSnapshot"/> (the CLI) has its own display: the tuner prints no lines of its own.
+    /// resumed. A caller that shows the progress itself (the CLI, through <see cref="Tuner.FitWithProgress"/>) passes
+    /// <paramref name="showsProgress"/>: the tuner then prints no lines of its own.
     /// </summary>
-    public Tuner CreateTuner(Action<ExperimentSnapshot>? onSnapshot = null, ILoggerFactory? loggerFactory = null) =>
-        new(Trainable, Space, Tune, Run with { OnSnapshot = onSnapshot, Quiet = Run.Quiet || onSnapshot is not null, ExperimentFiles = new Dictionary<string, string> { [SpecCopyName] = SpecText } }, Registry, loggerFactory);
+    public Tuner CreateTuner(bool showsProgress = false, ILoggerFactory? loggerFactory = null) =>
+        new(Trainable, Space, Tune, Run with { Quiet = Run.Quiet || showsProgress, ExperimentFiles = new Dictionary<string, string> { [SpecCopyName] = SpecText } }, Registry, loggerFactory);
 
-    /// <summary>A tuner continuing this plan's experiment in <paramref name="experimentPath"/>; quiet when <paramref name="onSnapshot"/> is displayed, as <see cref="CreateTuner"/>.</summary>
-    public Tuner RestoreTuner(string experimentPath, ResumeOptions resume, Action<ExperimentSnapshot>? onSnapshot = null, ILoggerFactory? loggerFactory = null) =>
-        Tuner.Restore(experimentPath, Trainable, resume, Space, Tune, Run with { OnSnapshot = onSnapshot, Quiet = Run.Quiet || onSnapshot is not null }, Registry, loggerFactory);
+    /// <summary>A tuner continuing this plan's experiment in <paramref name="experimentPath"/>; quiet when <paramref name="showsProgress"/>, as <see cref="CreateTuner"/>.</summary>
+    public Tuner RestoreTuner(string experimentPath, ResumeOptions resume, bool showsProgress = false, ILoggerFactory? loggerFactory = null) =>
+        Tuner.Restore(experimentPath, Trainable, resume, Space, Tune, Run with { Quiet = Run.Quiet || showsProgress }, Registry, loggerFactory);
 
     private void Read(SpecReader spec, string specDirectory, string? storagePathOverride, string? nameOverride, DeviceInventory? inventoryOverride)
     {

@@ -1,4 +1,3 @@
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Trainables;
 
 namespace TorchTrials.Runner.Stoppers;
@@ -16,11 +15,11 @@ public sealed class ExperimentPlateauStopper : IStopper
 
     public ExperimentPlateauStopper(string metric, double std = 0.001, int top = 10, MetricMode mode = MetricMode.Min, int patience = 0)
     {
-        Metric = OptionChecks.NotEmpty(metric, "metric", nameof(metric));
-        Std = OptionChecks.Positive(std, "std", nameof(std));
-        Top = OptionChecks.AtLeast(top, 2, "top", nameof(top));
-        Patience = OptionChecks.AtLeast(patience, 0, "patience", nameof(patience));
-        if (!Enum.IsDefined(mode)) throw new ArgumentException($"mode must be min or max, got {mode}", nameof(mode));
+        Metric = OptionChecks.NotEmpty(metric, nameof(ExperimentPlateauStopper), nameof(metric));
+        Std = OptionChecks.Positive(std, nameof(ExperimentPlateauStopper), nameof(std));
+        Top = OptionChecks.AtLeast(top, 2, nameof(ExperimentPlateauStopper), nameof(top));
+        Patience = OptionChecks.AtLeast(patience, 0, nameof(ExperimentPlateauStopper), nameof(patience));
+        if (!Enum.IsDefined(mode)) throw OptionChecks.Fail(nameof(ExperimentPlateauStopper), nameof(mode), n => $"{n(nameof(mode))} must be min or max, got {mode}");
         Mode = mode;
     }
 

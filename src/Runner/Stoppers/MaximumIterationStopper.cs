@@ -1,4 +1,3 @@
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Trainables;
 
 namespace TorchTrials.Runner.Stoppers;
@@ -11,7 +10,7 @@ public sealed class MaximumIterationStopper : IStopper
 {
     private readonly Dictionary<string, int> _iterations = new(StringComparer.Ordinal);
 
-    public MaximumIterationStopper(int maxIter) => MaxIter = OptionChecks.AtLeast(maxIter, 1, "max_iter", nameof(maxIter));
+    public MaximumIterationStopper(int maxIter) => MaxIter = OptionChecks.AtLeast(maxIter, 1, nameof(MaximumIterationStopper), nameof(maxIter));
 
     public int MaxIter { get; }
 

@@ -1,4 +1,3 @@
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Trainables;
 
 namespace TorchTrials.Runner.Stoppers;
@@ -16,7 +15,7 @@ public sealed class TimeoutStopper : IStopper
 
     public TimeoutStopper(TimeSpan timeout, TimeProvider? clock = null)
     {
-        OptionChecks.Positive(timeout.TotalSeconds, "timeout", nameof(timeout));
+        OptionChecks.Positive(timeout.TotalSeconds, nameof(TimeoutStopper), nameof(timeout));
         Timeout = timeout;
         _budgetSeconds = timeout.TotalSeconds;
         _clock = clock ?? TimeProvider.System;

@@ -1,4 +1,3 @@
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Trainables;
 
 namespace TorchTrials.Runner.Stoppers;
@@ -16,14 +15,14 @@ public sealed class TrialPlateauStopper : IStopper
 
     public TrialPlateauStopper(string metric, double std = 0.01, int numResults = 4, int gracePeriod = 4, double? metricThreshold = null, MetricMode? mode = null)
     {
-        Metric = OptionChecks.NotEmpty(metric, "metric", nameof(metric));
-        Std = OptionChecks.NonNegative(std, "std", nameof(std));
-        NumResults = OptionChecks.AtLeast(numResults, 1, "num_results", nameof(numResults));
-        GracePeriod = OptionChecks.AtLeast(gracePeriod, 0, "grace_period", nameof(gracePeriod));
+        Metric = OptionChecks.NotEmpty(metric, nameof(TrialPlateauStopper), nameof(metric));
+        Std = OptionChecks.NonNegative(std, nameof(TrialPlateauStopper), nameof(std));
+        NumResults = OptionChecks.AtLeast(numResults, 1, nameof(TrialPlateauStopper), nameof(numResults));
+        GracePeriod = OptionChecks.AtLeast(gracePeriod, 0, nameof(TrialPlateauStopper), nameof(gracePeriod));
         if (metricThreshold is { } threshold)
         {
-            OptionChecks.Finite(threshold, "metric_threshold", nameof(metricThreshold));
-            if (mode is null) throw new ArgumentException("mode must be min or max when metric_threshold is set", nameof(mode));
+            OptionChecks.Finite(threshold, nameof(TrialPlateauStopper), nameof(metricThreshold));
+            if (mode is null) throw OptionChecks.Fail(nameof(TrialPlateauStopper), nameof(mode), n => $"{n(nameof(mode))} must be min or max when {n(nameof(metricThreshold))} is set");
         }
         MetricThreshold = metricThreshold;
         Mode = mode;

@@ -115,7 +115,7 @@ public static class TrialStateCodec
             if (trial.LastResult is { } last)
             {
                 w.WritePropertyName("last_result");
-                Loggers.ResultJson.Write(w, last);
+                ResultJson.Write(w, last);
             }
             w.WriteString("logdir", trial.LogDirectory);
             w.WriteString("error_message", trial.ErrorMessage);
@@ -199,7 +199,7 @@ public static class TrialStateCodec
         trial.ErrorMessage = s["error_message"]?.GetValue<string>();
         trial.ErrorFile = s["error_file"]?.GetValue<string>();
         if (s["start_time"]?.GetValue<long?>() is { } ms) trial.StartTime = DateTimeOffset.FromUnixTimeMilliseconds(ms);
-        if (s["last_result"] is JsonObject lr) trial.LastResult = TrialResult.FromJsonObject(lr);
+        if (s["last_result"] is JsonObject lr) trial.LastResult = ResultJson.Read(lr);
         if (s["metric_analysis"] is JsonObject ma)
             trial.RestoreMetricAnalysis(ma.Select(kv => new KeyValuePair<string, MetricSummary>(kv.Key, new MetricSummary(
                 kv.Value!["min"]!.GetValue<double>(), kv.Value["max"]!.GetValue<double>(), kv.Value["last"]!.GetValue<double>(),

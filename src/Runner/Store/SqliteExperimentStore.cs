@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using Microsoft.Data.Sqlite;
 using SQLitePCL;
-using TorchTrials.Runner.Loggers;
 using TorchTrials.Trainables;
 using TorchTrials.Trainables.Checkpoints;
 
@@ -150,28 +149,24 @@ public sealed class SqliteExperimentStore : IExperimentStore
     {
         QueueTrialState(trial);
         if (previousStatus is { } previous && previous != trial.Status)
-            Queue(new Write(WriteKind.StatusChange, trial.Id) { Text = previous.ToString(), Text2 = trial.Status.ToString(), Text3 = reason, Time = Now() });
+            Queue(new StatusChangeWrite(trial.Id, previous.ToString(), trial.Status.ToString(), reason, Now()));
     }
 
-    public void ResultReported(Trial trial, TrialResult result) =>
-        Queue(new Write(WriteKind.Result, trial.Id) { Number = result.TrainingIteration, Result = result });
+    public void ResultReported(Trial trial, TrialResult result) => Queue(new ResultWrite(trial.Id, result.TrainingIteration, result));
 
-    public void ResultsRolledBack(Trial trial, long keepThroughIteration) =>
-        Queue(new Write(WriteKind.Rollback, trial.Id) { Number = keepThroughIteration });
+    public void ResultsRolledBack(Trial trial, long keepThroughIteration) => Queue(new RollbackWrite(trial.Id, keepThroughIteration));
 
     public void CheckpointSaved(Trial trial, PersistentCheckpoint checkpoint) =>
-        Queue(new Write(WriteKind.Checkpoint, trial.Id) { Text = checkpoint.Directory, Number = checkpoint.TrainingIteration, Time = Now() });
+        Queue(new CheckpointWrite(trial.Id, checkpoint.Directory, checkpoint.TrainingIteration, Now()));
 
-    public void CheckpointRetired(Trial trial, PersistentCheckpoint checkpoint) =>
-        Queue(new Write(WriteKind.CheckpointRetired, trial.Id) { Text = checkpoint.Directory, Checkpoint = checkpoint });
+    public void CheckpointRetired(Trial trial, PersistentCheckpoint checkpoint) => Queue(new CheckpointRetiredWrite(trial.Id, checkpoint));
 
     public void DecisionMade(Trial trial, long iteration, string decision, string source) =>
-        Queue(new Write(WriteKind.Decision, trial.Id) { Number = iteration, Text = decision, Text2 = source, Time = Now() });
+        Queue(new DecisionWrite(trial.Id, iteration, decision, source, Now()));
 
     public void SaveExperimentState(JsonObject state)
     {
-        foreach (var (key, value) in state)
-            Queue(new Write(WriteKind.Experiment, key) { Text = value?.ToJsonString() ?? "null" });
+        foreach (var (key, value) in state) Queue(new ExperimentWrite(key, value?.ToJsonString() ?? "null"));
     }
 
     public void Flush()
@@ -201,15 +196,8 @@ public sealed class SqliteExperimentStore : IExperimentStore
         }
         for (int i = 0; i < batch.Count; i++)
         {
-            if (batch[i] is { Kind: WriteKind.TrialState, Trial: { } trial })
-                batch[i] = batch[i] with
-                {
-                    Number = trial.Sequence,
-                    Text = trial.Status.ToString(),
-                    Text2 = TrialStateCodec.EncodeJson(trial),
-                    Time = Now(),
-                    Trial = null,
-                };
+            if (batch[i] is QueuedTrialState { Trial: var trial })
+                batch[i] = new TrialStateWrite(trial.Id, trial.Sequence, trial.Status.ToString(), TrialStateCodec.EncodeJson(trial), Now());
         }
         lock (_batches)
         {
@@ -259,7 +247,7 @@ public sealed class SqliteExperimentStore : IExperimentStore
     {
         foreach (var w in batch)
         {
-            if (w is not { Kind: WriteKind.CheckpointRetired, Checkpoint: { } checkpoint }) continue;
+            if (w is not CheckpointRetiredWrite { Checkpoint: var checkpoint }) continue;
             try
             {
                 checkpoint.Delete();
@@ -290,32 +278,34 @@ public sealed class SqliteExperimentStore : IExperimentStore
         {
             foreach (var w in batch)
             {
-                switch (w.Kind)
+                switch (w)
                 {
-                    case WriteKind.TrialState:
-                        st.Trial.Text(1, w.Key).Int(2, w.Number).Text(3, w.Text).Text(4, w.Text2).Real(5, w.Time).Run();
+                    case TrialStateWrite t:
+                        st.Trial.Text(1, t.TrialId).Int(2, t.Sequence).Text(3, t.Status).Text(4, t.State).Real(5, t.At).Run();
                         break;
-                    case WriteKind.Result:
-                        st.Result.Text(1, w.Key).Int(2, w.Number).Utf8(3, ResultJson.SerializeCompactUtf8(w.Result!)).Run();
+                    case ResultWrite r:
+                        st.Result.Text(1, r.TrialId).Int(2, r.Iteration).Utf8(3, ResultJson.SerializeCompactUtf8(r.Result)).Run();
                         break;
-                    case WriteKind.Rollback:
-                        st.Rollback.Text(1, w.Key).Int(2, w.Number).Run();
+                    case RollbackWrite r:
+                        st.Rollback.Text(1, r.TrialId).Int(2, r.KeepThroughIteration).Run();
                         break;
-                    case WriteKind.StatusChange:
-                        st.Status.Text(1, w.Key).Text(2, w.Text).Text(3, w.Text2).Text(4, w.Text3).Real(5, w.Time).Run();
+                    case StatusChangeWrite c:
+                        st.Status.Text(1, c.TrialId).Text(2, c.Previous).Text(3, c.Status).Text(4, c.Reason).Real(5, c.At).Run();
                         break;
-                    case WriteKind.Decision:
-                        st.Decision.Text(1, w.Key).Int(2, w.Number).Text(3, w.Text).Text(4, w.Text2).Real(5, w.Time).Run();
+                    case DecisionWrite d:
+                        st.Decision.Text(1, d.TrialId).Int(2, d.Iteration).Text(3, d.Decision).Text(4, d.Source).Real(5, d.At).Run();
                         break;
-                    case WriteKind.Checkpoint:
-                        st.Checkpoint.Text(1, w.Key).Text(2, w.Text).Int(3, w.Number).Real(4, w.Time).Run();
+                    case CheckpointWrite c:
+                        st.Checkpoint.Text(1, c.TrialId).Text(2, c.Path).Int(3, c.Iteration).Real(4, c.At).Run();
                         break;
-                    case WriteKind.CheckpointRetired:
-                        st.CheckpointRetired.Text(1, w.Key).Text(2, w.Text).Run();
+                    case CheckpointRetiredWrite c:
+                        st.CheckpointRetired.Text(1, c.TrialId).Text(2, c.Checkpoint.Directory).Run();
                         break;
-                    case WriteKind.Experiment:
-                        st.Experiment.Text(1, w.Key).Text(2, w.Text).Run();
+                    case ExperimentWrite e:
+                        st.Experiment.Text(1, e.Key).Text(2, e.Value).Run();
                         break;
+                    case QueuedTrialState:
+                        throw new InvalidOperationException("a trial state reached the writer unencoded");
                 }
             }
             Check(db, raw.sqlite3_exec(db, "COMMIT"));
@@ -489,7 +479,7 @@ public sealed class SqliteExperimentStore : IExperimentStore
             cmd.Parameters.AddWithValue("$a", trialId);
             using var reader = cmd.ExecuteReader();
             var list = new List<TrialResult>();
-            while (reader.Read()) list.Add(TrialResult.FromJsonObject(JsonNode.Parse(reader.GetString(0))!.AsObject()) with { TrialId = trialId });
+            while (reader.Read()) list.Add(ResultJson.Parse(reader.GetString(0)) with { TrialId = trialId });
             return list;
         }
     }
@@ -511,7 +501,7 @@ public sealed class SqliteExperimentStore : IExperimentStore
             {
                 var id = reader.GetString(0);
                 if (!all.TryGetValue(id, out var list)) all[id] = list = new List<TrialResult>();
-                ((List<TrialResult>)list).Add(TrialResult.FromJsonObject(JsonNode.Parse(reader.GetString(1))!.AsObject()) with { TrialId = id });
+                ((List<TrialResult>)list).Add(ResultJson.Parse(reader.GetString(1)) with { TrialId = id });
             }
             return all;
         }
@@ -569,7 +559,7 @@ public sealed class SqliteExperimentStore : IExperimentStore
             // Only the newest state of a trial matters within one commit: it is encoded when the batch is taken.
             if (_trialStateIndex.ContainsKey(trial)) return;
             _trialStateIndex[trial] = _pending.Count;
-            _pending.Add(new Write(WriteKind.TrialState, trial.Id) { Trial = trial });
+            _pending.Add(new QueuedTrialState(trial));
         }
     }
 
@@ -586,31 +576,33 @@ public sealed class SqliteExperimentStore : IExperimentStore
 
     private static double Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
 
-    private enum WriteKind
-    {
-        TrialState,
-        Result,
-        Rollback,
-        StatusChange,
-        Decision,
-        Checkpoint,
-        CheckpointRetired,
-        Experiment,
-    }
+    /// <summary>One queued row: a record type per kind of write, each holding its statement's values by name.</summary>
+    private abstract record Write;
 
-    private sealed record Write(WriteKind Kind, string Key)
-    {
-        public long Number { get; init; }
-        public string? Text { get; init; }
-        public string? Text2 { get; init; }
-        public string? Text3 { get; init; }
-        public double Time { get; init; }
-        public TrialResult? Result { get; init; }
+    /// <summary>A trial whose state is encoded when its batch is taken (<see cref="Submit"/>), into a <see cref="TrialStateWrite"/>.</summary>
+    private sealed record QueuedTrialState(Trial Trial) : Write;
 
-        /// <summary>For retirements: the checkpoint whose files go after the commit.</summary>
-        public PersistentCheckpoint? Checkpoint { get; init; }
+    /// <summary>A row of <c>trials</c>, inserted or updated.</summary>
+    private sealed record TrialStateWrite(string TrialId, long Sequence, string Status, string State, double At) : Write;
 
-        /// <summary>For trial-state writes until the batch is taken: the trial whose state is encoded then.</summary>
-        public Trial? Trial { get; init; }
-    }
+    /// <summary>A row of <c>results</c>; the result is serialised on the writer's thread.</summary>
+    private sealed record ResultWrite(string TrialId, long Iteration, TrialResult Result) : Write;
+
+    /// <summary>Deletes the trial's results after <see cref="KeepThroughIteration"/>.</summary>
+    private sealed record RollbackWrite(string TrialId, long KeepThroughIteration) : Write;
+
+    /// <summary>A row of <c>status_changes</c>.</summary>
+    private sealed record StatusChangeWrite(string TrialId, string Previous, string Status, string? Reason, double At) : Write;
+
+    /// <summary>A row of <c>decisions</c>.</summary>
+    private sealed record DecisionWrite(string TrialId, long Iteration, string Decision, string Source, double At) : Write;
+
+    /// <summary>A row of the checkpoint index.</summary>
+    private sealed record CheckpointWrite(string TrialId, string Path, long Iteration, double At) : Write;
+
+    /// <summary>Takes a checkpoint out of the index; its files go after the commit.</summary>
+    private sealed record CheckpointRetiredWrite(string TrialId, PersistentCheckpoint Checkpoint) : Write;
+
+    /// <summary>A key of the experiment's state.</summary>
+    private sealed record ExperimentWrite(string Key, string Value) : Write;
 }

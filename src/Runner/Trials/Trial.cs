@@ -38,9 +38,9 @@ public sealed record CheckpointConfig
     /// <summary>Throws naming the field when a value is out of range.</summary>
     public CheckpointConfig Validate()
     {
-        if (Frequency < 0) throw new ArgumentOutOfRangeException(nameof(Frequency), $"checkpoint frequency must be 0 or more, got {Frequency}");
-        if (KeepNum is < 1) throw new ArgumentOutOfRangeException(nameof(KeepNum), $"checkpoint keep must be at least 1, got {KeepNum}");
-        if (string.IsNullOrWhiteSpace(ScoreAttribute)) throw new ArgumentException("checkpoint score_attribute must not be empty", nameof(ScoreAttribute));
+        if (Frequency < 0) throw new ArgumentOutOfRangeException(nameof(Frequency), $"CheckpointConfig.Frequency must be 0 or more, got {Frequency}");
+        if (KeepNum is < 1) throw new ArgumentOutOfRangeException(nameof(KeepNum), $"CheckpointConfig.KeepNum must be at least 1, got {KeepNum}");
+        if (string.IsNullOrWhiteSpace(ScoreAttribute)) throw new ArgumentException("CheckpointConfig.ScoreAttribute must not be empty", nameof(ScoreAttribute));
         return this;
     }
 }

@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -26,14 +27,22 @@ public sealed record TuneConfig
     /// <summary>Decides CONTINUE / PAUSE / STOP per result; FIFO when null.</summary>
     public ITrialScheduler? Scheduler { get; init; }
 
-    /// <summary>A model-based searcher (TPE, random...) run for <see cref="NumSamples"/> trials; the basic variant generator when null.</summary>
+    /// <summary>
+    /// How configurations are chosen: a searcher (<see cref="TpeSearcher"/>, <see cref="RandomSearcher"/>, either wrapped
+    /// in a <see cref="ConcurrencyLimiter"/> or <see cref="Repeater"/>) run for <see cref="NumSamples"/> trials. When null,
+    /// the basic variant generator (grid and random search over the space, Ray's default) runs, with <see cref="Variants"/>.
+    /// </summary>
     public ISearcher? Searcher { get; init; }
 
-    /// <summary>A complete search algorithm; overrides <see cref="Searcher"/>.</summary>
-    public ISearchAlgorithm? SearchAlgorithm { get; init; }
-
-    /// <summary>Options of the basic variant generator, used when neither <see cref="Searcher"/> nor <see cref="SearchAlgorithm"/> is set.</summary>
+    /// <summary>Options of the basic variant generator, the search when <see cref="Searcher"/> is null; not with a searcher.</summary>
     public BasicVariantOptions? Variants { get; init; }
+
+    /// <summary>
+    /// Advanced: a whole search algorithm of your own (Ray's SearchAlgorithm), which makes the trials itself; it replaces
+    /// <see cref="Searcher"/> and <see cref="Variants"/>, and cannot be combined with them.
+    /// </summary>
+    [EditorBrowsable(EditorBrowsableState.Advanced)]
+    public ISearchAlgorithm? SearchAlgorithm { get; init; }
 
     /// <summary>Samples of the search space (times the grid, for the basic variant generator).</summary>
     public int NumSamples { get; init; } = 1;
@@ -106,7 +115,10 @@ public sealed record RunConfig
 
     public long HostCheckpointBudgetBytes { get; init; } = 4L << 30;
 
-    /// <summary>Receives progress snapshots (the CLI's live table, a notebook display).</summary>
+    /// <summary>
+    /// Receives every progress snapshot, on the controller's thread, which waits for it; <see cref="Tuner.FitWithProgress"/>
+    /// streams them instead without ever holding the run back (the CLI's live table, a notebook display).
+    /// </summary>
     public Action<ExperimentSnapshot>? OnSnapshot { get; init; }
 
     public TimeSpan SnapshotInterval { get; init; } = TimeSpan.FromMilliseconds(250);
@@ -184,15 +196,25 @@ public sealed class Tuner
         _loggerFactoryGiven = loggerFactory is not null;
         _restorePath = restorePath;
         _resume = resume;
-        if (_tune.NumSamples < 1) throw new ArgumentOutOfRangeException(nameof(tuneConfig), $"num_samples must be at least 1, got {_tune.NumSamples}");
-        if (_tune.MaxConcurrentTrials is < 1) throw new ArgumentOutOfRangeException(nameof(tuneConfig), $"max_concurrent_trials must be at least 1, got {_tune.MaxConcurrentTrials}");
-        if (_tune.ResultBufferLength < 1) throw new ArgumentOutOfRangeException(nameof(tuneConfig), $"result_buffer_length must be at least 1, got {_tune.ResultBufferLength}");
-        if (_run.MaxFailures < -1) throw new ArgumentOutOfRangeException(nameof(runConfig), $"max_failures must be -1 (unlimited) or more, got {_run.MaxFailures}");
+        if (_tune.NumSamples < 1) throw new ArgumentOutOfRangeException(nameof(tuneConfig), $"TuneConfig.NumSamples must be at least 1, got {_tune.NumSamples}");
+        if (_tune.MaxConcurrentTrials is < 1) throw new ArgumentOutOfRangeException(nameof(tuneConfig), $"TuneConfig.MaxConcurrentTrials must be at least 1, got {_tune.MaxConcurrentTrials}");
+        if (_tune.ResultBufferLength < 1) throw new ArgumentOutOfRangeException(nameof(tuneConfig), $"TuneConfig.ResultBufferLength must be at least 1, got {_tune.ResultBufferLength}");
+        if (_run.MaxFailures < -1) throw new ArgumentOutOfRangeException(nameof(runConfig), $"RunConfig.MaxFailures must be -1 (unlimited) or more, got {_run.MaxFailures}");
+        if (SearchConflict(_tune) is { } conflict) throw new ArgumentException(conflict, nameof(tuneConfig));
         ExperimentPath = restorePath is not null
             ? Path.GetFullPath(restorePath)
             : Path.GetFullPath(Path.Combine(_run.StoragePath ?? "results",
                 PathNames.Component(_run.Name ?? $"{trainable}_{_run.TimeProvider.GetLocalNow().ToString("yyyy-MM-dd_HH-mm-ss", CultureInfo.InvariantCulture)}")));
     }
+
+    /// <summary>Why the search settings contradict each other (a setting the chosen search would ignore), or null.</summary>
+    private static string? SearchConflict(TuneConfig tune) => tune switch
+    {
+        { SearchAlgorithm: not null, Searcher: not null } => "TuneConfig.SearchAlgorithm replaces TuneConfig.Searcher: set one of them",
+        { SearchAlgorithm: not null, Variants: not null } => "TuneConfig.SearchAlgorithm replaces the basic variant generator: TuneConfig.Variants would be ignored",
+        { Searcher: not null, Variants: not null } => "TuneConfig.Variants configures the basic variant generator, which TuneConfig.Searcher replaces: set one of them",
+        _ => null,
+    };
 
     /// <summary>The experiment's folder (store, trial folders, checkpoints).</summary>
     public string ExperimentPath { get; }
@@ -213,12 +235,29 @@ public sealed class Tuner
     /// Runs the sweep on a dedicated thread. Opening the experiment happens first, on the caller's thread: bad input and an
     /// experiment owned by another process throw here, before the task exists.
     /// </summary>
-    public Task<ResultGrid> FitAsync(CancellationToken cancel = default)
+    public Task<ResultGrid> FitAsync(CancellationToken cancel = default) => Start(null, cancel);
+
+    /// <summary>
+    /// Runs the sweep as <see cref="FitAsync"/> does and streams its progress: read <see cref="TunerRun.Progress"/> with
+    /// <c>await foreach</c> while it runs, then <c>await</c> the run for the grid. A snapshot is taken on the controller's
+    /// thread every <see cref="RunConfig.SnapshotInterval"/> and at the end; a slow reader never holds the run back (it
+    /// gets the newest snapshot and skips the ones it missed). <see cref="RunConfig.OnSnapshot"/>, when set, gets every one.
+    /// </summary>
+    public TunerRun FitWithProgress(CancellationToken cancel = default)
+    {
+        var snapshots = TunerRun.CreateChannel();
+        var fit = Start(snapshot => snapshots.Writer.TryWrite(snapshot), cancel);
+        // The stream ends when the run does, however it ends; the run's outcome is in the task.
+        fit.ContinueWith(_ => snapshots.Writer.TryComplete(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return new TunerRun(snapshots.Reader, fit);
+    }
+
+    private Task<ResultGrid> Start(Action<ExperimentSnapshot>? progress, CancellationToken cancel)
     {
         var opened = Open();
         try
         {
-            return Task.Factory.StartNew(() => Run(opened, cancel), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            return Task.Factory.StartNew(() => Run(opened, cancel, progress), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         }
         catch
         {
@@ -228,7 +267,7 @@ public sealed class Tuner
     }
 
     /// <summary>Runs the sweep to the end (or until <paramref name="cancel"/>) and returns every trial's outcome.</summary>
-    public ResultGrid Fit(CancellationToken cancel = default) => Run(Open(), cancel);
+    public ResultGrid Fit(CancellationToken cancel = default) => Run(Open(), cancel, null);
 
     /// <summary>
     /// Checks what can be checked without the disk, then takes the experiment's lock and, under it, checks that a new
@@ -312,13 +351,13 @@ public sealed class Tuner
         public void Dispose() => Lock.Dispose();
     }
 
-    private ResultGrid Run(OpenedExperiment opened, CancellationToken cancel)
+    private ResultGrid Run(OpenedExperiment opened, CancellationToken cancel, Action<ExperimentSnapshot>? progress)
     {
         using var _ = opened;
         bool started = false;
         try
         {
-            return Run(opened, cancel, ref started);
+            return Run(opened, cancel, progress, ref started);
         }
         catch when (opened.CreatedFolder && !started)
         {
@@ -328,7 +367,7 @@ public sealed class Tuner
         }
     }
 
-    private ResultGrid Run(OpenedExperiment opened, CancellationToken cancel, ref bool started)
+    private ResultGrid Run(OpenedExperiment opened, CancellationToken cancel, Action<ExperimentSnapshot>? progress, ref bool started)
     {
         var logger = _loggers.CreateLogger("TorchTrials");
         var inventory = opened.Inventory;
@@ -365,7 +404,7 @@ public sealed class Tuner
         var reporter = _run.Quiet || _loggerFactoryGiven ? null : new ConsoleTrialReporter(_run.ProgressOutput ?? Console.Out);
         if (reporter is not null) callbacks.Add(reporter);
         var name = Path.GetFileName(ExperimentPath);
-        if (_run.OnSnapshot is { } onSnapshot)
+        if (_run.OnSnapshot + progress is { } onSnapshot)
             callbacks.Add(new SnapshotPublisher(name, allocator, _tune.Metric, _tune.Mode, _run.SnapshotInterval, onSnapshot, _run.TimeProvider));
 
         IExperimentStore store = _run.KeepStore ? SqliteExperimentStore.Open(ExperimentPath) : new NullExperimentStore(ExperimentPath);

@@ -83,7 +83,7 @@ public sealed class PersistentCheckpoint : Checkpoint
         SafeTensors.Verify(Path.Combine(full, TensorFile));
         var meta = JsonNode.Parse(File.ReadAllText(metaPath)) as JsonObject
             ?? throw new InvalidDataException($"{metaPath} is not a JSON object");
-        var result = meta["result"] is JsonObject r ? TrialResult.FromJsonObject(r) : null;
+        var result = meta["result"] is JsonObject r ? ResultJson.Read(r) : null;
         return new PersistentCheckpoint(full, result);
     }
 

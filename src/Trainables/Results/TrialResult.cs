@@ -131,36 +131,6 @@ public sealed record TrialResult
         return obj;
     }
 
-    public static TrialResult FromJsonObject(JsonObject obj)
-    {
-        var metrics = new List<KeyValuePair<string, object>>();
-        foreach (var (key, node) in obj)
-            if (!IsAutoKey(key) && TrialConfig.FromNode(node) is { } v and (double or long or bool or string))
-                metrics.Add(new(key, v));
-        long L(string k) => obj[k] is JsonValue v && v.TryGetValue<long>(out var l) ? l : (obj[k] is JsonValue d && d.TryGetValue<double>(out var x) ? (long)x : 0);
-        long? NL(string k) => obj.ContainsKey(k) && obj[k] is not null ? L(k) : null;
-        double D(string k) => obj[k] is JsonValue v && v.TryGetValue<double>(out var d) ? d : 0;
-        string S(string k) => obj[k] is JsonValue v && v.TryGetValue<string>(out var s) ? s : "";
-        return new TrialResult
-        {
-            Metrics = metrics,
-            TrainingIteration = L(TrainingIterationKey),
-            TimeThisIterS = D(TimeThisIterKey),
-            TimeTotalS = D(TimeTotalKey),
-            TimeSinceRestore = D(TimeSinceRestoreKey),
-            IterationsSinceRestore = L(IterationsSinceRestoreKey),
-            TimestepsSinceRestore = L(TimestepsSinceRestoreKey),
-            TimestepsTotal = NL(TimestepsTotalKey),
-            EpisodesTotal = NL(EpisodesTotalKey),
-            Done = obj[DoneKey] is JsonValue dv && dv.TryGetValue<bool>(out var done) && done,
-            TrialId = S(TrialIdKey),
-            ExperimentTag = S(ExperimentTagKey),
-            Timestamp = L(TimestampKey),
-            Pid = (int)L(PidKey),
-            Hostname = S(HostnameKey),
-        };
-    }
-
     public override string ToString() =>
         $"{TrialId} iter {TrainingIteration}: " + string.Join(", ", Metrics.Select(m => $"{m.Key}={TrialConfig.Format(m.Value)}"));
 

@@ -65,7 +65,7 @@ public class CudaPathTests
     {
         var dir = Path.Combine(Path.GetTempPath(), "torchtrials-cuda", Guid.NewGuid().ToString("N"));
         var grid = new Tuner("mlp_digits", new SearchSpace { { "lr", Domain.Grid(1e-3, 3e-3) }, { "width", 128 } },
-            new TuneConfig { Metric = "val_accuracy", Mode = Runner.Schedulers.MetricMode.Max },
+            new TuneConfig { Metric = "val_accuracy", Mode = MetricMode.Max },
             new RunConfig
             {
                 StoragePath = dir,

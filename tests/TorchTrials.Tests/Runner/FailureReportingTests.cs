@@ -2,7 +2,6 @@ using TorchTrials.Gpu;
 using TorchTrials.Runner;
 using TorchTrials.Runner.Loggers;
 using TorchTrials.Runner.Results;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Runner.Search;
 using TorchTrials.Tests.Support;
 using TorchTrials.Trainables;

@@ -1,13 +1,14 @@
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using TorchTrials.Runner;
 using TorchTrials.Runner.Loggers;
 using TorchTrials.Runner.Results;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Runner.Store;
 using TorchTrials.Tests.Support;
 using TorchTrials.Trainables;
+using TorchTrials.Trainables.Checkpoints;
 
 namespace TorchTrials.Tests.Runner;
 
@@ -42,6 +43,48 @@ public class StoreAndLoggerTests
         using var cmd = connection.CreateCommand();
         cmd.CommandText = "SELECT COUNT(*) FROM results";
         return (long)cmd.ExecuteScalar()!;
+    }
+
+    [Fact]
+    public void Each_kind_of_write_lands_in_its_own_table_and_columns()
+    {
+        // Given one write of every kind, a checkpoint saved and one saved then retired
+        using var dir = new TempDir();
+        var trial = new Trial("__fake", trialId: "a");
+        using var state = new TrainableState();
+        var kept = PersistentCheckpoint.Write(Path.Combine(dir.Path, "ck1"), state, null);
+        var retired = PersistentCheckpoint.Write(Path.Combine(dir.Path, "ck2"), state, null);
+        using (var store = SqliteExperimentStore.Open(dir.Path))
+        {
+            store.TrialAdded(trial);
+            store.TrialChanged(trial, TrialStatus.Paused, "resumed");
+            store.DecisionMade(trial, 3, "STOP", "AshaScheduler");
+            store.CheckpointSaved(trial, kept);
+            store.CheckpointSaved(trial, retired);
+            store.CheckpointRetired(trial, retired);
+            store.SaveExperimentState(new JsonObject { ["metric"] = "loss" });
+        }
+
+        // Then each row holds its values in the columns named for them, and the retired checkpoint's files are gone
+        Assert.Equal(new[] { "a|Pending" }, Rows(dir.Path, "SELECT trial_id, status FROM trials"));
+        Assert.Equal(new[] { "a|Paused|Pending|resumed" }, Rows(dir.Path, "SELECT trial_id, previous, status, reason FROM status_changes"));
+        Assert.Equal(new[] { "a|3|STOP|AshaScheduler" }, Rows(dir.Path, "SELECT trial_id, iteration, decision, source FROM decisions"));
+        Assert.Equal(new[] { $"a|{kept.Directory}|0" }, Rows(dir.Path, "SELECT trial_id, path, iteration FROM checkpoints"));
+        Assert.Equal(new[] { "metric|\"loss\"" }, Rows(dir.Path, "SELECT key, value FROM experiment"));
+        Assert.True(Directory.Exists(kept.Directory));
+        Assert.False(Directory.Exists(retired.Directory));
+    }
+
+    private static List<string> Rows(string directory, string sql)
+    {
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(directory, SqliteExperimentStore.FileName)};Mode=ReadOnly;Pooling=False");
+        connection.Open();
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = sql;
+        using var reader = cmd.ExecuteReader();
+        var rows = new List<string>();
+        while (reader.Read()) rows.Add(string.Join("|", Enumerable.Range(0, reader.FieldCount).Select(i => Convert.ToString(reader.GetValue(i), System.Globalization.CultureInfo.InvariantCulture))));
+        return rows;
     }
 
     [Fact]

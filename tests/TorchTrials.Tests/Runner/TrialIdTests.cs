@@ -26,7 +26,7 @@ public class TrialIdTests
         Seed = 5,
         NumSamples = 2,
         Searcher = searcher ? new RandomSearcher(seed: 5) : null,
-        Variants = new BasicVariantOptions { MaxConcurrent = 1 },
+        Variants = searcher ? null : new BasicVariantOptions { MaxConcurrent = 1 },
     };
 
     [Theory]

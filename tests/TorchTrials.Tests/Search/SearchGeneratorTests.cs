@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using TorchTrials.Runner.Schedulers;
+using TorchTrials.Runner;
 using TorchTrials.Runner.Search;
 using TorchTrials.Trainables;
 using static TorchTrials.Tests.Search.SearchTestKit;

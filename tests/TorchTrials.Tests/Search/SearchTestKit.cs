@@ -1,5 +1,4 @@
 using TorchTrials.Runner;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Runner.Search;
 using TorchTrials.Trainables;
 

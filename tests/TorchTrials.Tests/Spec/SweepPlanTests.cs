@@ -1,3 +1,4 @@
+using TorchTrials.Runner;
 using TorchTrials.Runner.Schedulers;
 using TorchTrials.Runner.Search;
 using TorchTrials.Runner.Spec;
@@ -22,6 +23,39 @@ public class SweepPlanTests
     {
         var plan = SweepPlan.Parse(Head + line + "\n", "test.yaml");
         Assert.IsType(expected, plan.Tune.Scheduler);
+    }
+
+    // The shared keys, then the type's own required options (PBT and PB2 need something to explore).
+    [Theory]
+    [InlineData("asha", "", "training_iteration")]
+    [InlineData("asha_promotion", "", "training_iteration")]
+    [InlineData("hyperband", "", "training_iteration")]
+    [InlineData("median_stopping", "", "time_total_s")]
+    [InlineData("pbt", ", hyperparam_mutations: {lr: [0.1, 0.01]}", "time_total_s")]
+    [InlineData("pb2", ", hyperparam_bounds: {lr: [0.0001, 0.1]}", "time_total_s")]
+    public void Every_metric_scheduler_takes_metric_mode_and_time_attr_from_its_section_or_keeps_its_own_defaults(
+        string type, string own, string defaultTimeAttr)
+    {
+        var given = SweepPlan.Parse("trainable: __fake\n" + $"scheduler: {{type: {type}, metric: loss, mode: min, time_attr: epoch{own}}}\n", "t.yaml");
+        var inherited = SweepPlan.Parse(Head + $"scheduler: {{type: {type}{own}}}\n", "t.yaml");
+
+        Assert.Equal(("loss", MetricMode.Min, "epoch"), Target(given.Tune.Scheduler));
+        Assert.Equal(("episode_reward_mean", MetricMode.Max, defaultTimeAttr), Target(inherited.Tune.Scheduler));
+    }
+
+    private static (string?, MetricMode?, string) Target(object? scheduler)
+    {
+        MetricSchedulerOptions options = scheduler switch
+        {
+            AshaScheduler s => s.Options,
+            AshaPromotionScheduler s => s.Options,
+            HyperBandScheduler s => s.Options,
+            MedianStoppingRule s => s.Options,
+            Pb2 s => s.Options,
+            PopulationBasedTraining s => s.Options,
+            _ => throw new InvalidOperationException($"not a metric scheduler: {scheduler}"),
+        };
+        return (options.Metric, options.Mode, options.TimeAttr);
     }
 
     [Theory]

@@ -1,5 +1,4 @@
 using TorchTrials.Runner;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Runner.Stoppers;
 using TorchTrials.Tests.Support;
 using TorchTrials.Trainables;
@@ -18,7 +17,7 @@ public class StopperTests
         // The third result of a, whatever its training_iteration says.
         Assert.True(stopper.ShouldStopTrial("a", Results.At(50, 0)));
         Assert.False(stopper.ShouldStopAll());
-        Assert.Contains("max_iter", Assert.Throws<ArgumentException>(() => new MaximumIterationStopper(0)).Message);
+        Assert.Contains("MaximumIterationStopper.maxIter", Assert.Throws<OptionException>(() => new MaximumIterationStopper(0)).Message);
     }
 
     [Fact]
@@ -57,7 +56,7 @@ public class StopperTests
         Assert.False(min.ShouldStopTrial("b", Results.At(1, 0.1, "loss")));
         Assert.True(min.ShouldStopTrial("b", Results.At(2, 0.1, "loss")));
 
-        Assert.Contains("mode", Assert.Throws<ArgumentException>(() => new TrialPlateauStopper("score", metricThreshold: 1)).Message);
+        Assert.Contains("TrialPlateauStopper.mode", Assert.Throws<OptionException>(() => new TrialPlateauStopper("score", metricThreshold: 1)).Message);
     }
 
     [Fact]
@@ -99,9 +98,9 @@ public class StopperTests
     [Fact]
     public void ExperimentPlateauStopper_validates_like_ray()
     {
-        Assert.Contains("top", Assert.Throws<ArgumentException>(() => new ExperimentPlateauStopper("m", top: 1)).Message);
-        Assert.Contains("std", Assert.Throws<ArgumentException>(() => new ExperimentPlateauStopper("m", std: 0)).Message);
-        Assert.Contains("patience", Assert.Throws<ArgumentException>(() => new ExperimentPlateauStopper("m", patience: -1)).Message);
+        Assert.Contains("ExperimentPlateauStopper.top", Assert.Throws<OptionException>(() => new ExperimentPlateauStopper("m", top: 1)).Message);
+        Assert.Contains("ExperimentPlateauStopper.std", Assert.Throws<OptionException>(() => new ExperimentPlateauStopper("m", std: 0)).Message);
+        Assert.Contains("ExperimentPlateauStopper.patience", Assert.Throws<OptionException>(() => new ExperimentPlateauStopper("m", patience: -1)).Message);
     }
 
     [Fact]
@@ -116,7 +115,7 @@ public class StopperTests
         Assert.False(stopper.ShouldStopTrial("a", Results.At(1, 0)));
         clock.Advance(4);
         Assert.True(stopper.ShouldStopAll());
-        Assert.Contains("timeout", Assert.Throws<ArgumentException>(() => new TimeoutStopper(TimeSpan.Zero)).Message);
+        Assert.Contains("TimeoutStopper.timeout", Assert.Throws<OptionException>(() => new TimeoutStopper(TimeSpan.Zero)).Message);
     }
 
     [Fact]

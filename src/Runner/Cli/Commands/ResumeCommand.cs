@@ -36,7 +36,7 @@ internal sealed class ResumeCommand(IAnsiConsole console, bool plain) : ICliComm
                 RestartErrored = parse.GetValue(restartErrored),
                 OnWarning = line => console.MarkupLineInterpolated($"[yellow]warning:[/] {line}"),
             };
-            return SweepRunner.Execute(console, plain || parse.GetValue(plainOption), path, onSnapshot => plan.RestoreTuner(path, options, onSnapshot));
+            return SweepRunner.Execute(console, plain || parse.GetValue(plainOption), path, () => plan.RestoreTuner(path, options, showsProgress: true));
         });
         return command;
     }

@@ -28,7 +28,7 @@ internal sealed class RunCommand(IAnsiConsole console, bool plain) : ICliCommand
             // The tuner refuses an experiment that exists or is owned by a live process, and writes the spec copy only once it
             // owns the folder (SweepPlan.CreateTuner): never into another process's run.
             var probe = plan.CreateTuner();
-            return SweepRunner.Execute(console, plain || parse.GetValue(plainOption), probe.ExperimentPath, onSnapshot => plan.CreateTuner(onSnapshot));
+            return SweepRunner.Execute(console, plain || parse.GetValue(plainOption), probe.ExperimentPath, () => plan.CreateTuner(showsProgress: true));
         });
         return command;
     }

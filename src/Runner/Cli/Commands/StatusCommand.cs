@@ -1,8 +1,8 @@
 using System.CommandLine;
 using Spectre.Console;
 using TorchTrials.Cli.Rendering;
+using TorchTrials.Runner;
 using TorchTrials.Runner.Results;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Runner.Store;
 
 namespace TorchTrials.Cli.Commands;

@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using System.Threading.Channels;
 using Spectre.Console;
 using TorchTrials.Cli.Rendering;
 using TorchTrials.Runner;
@@ -18,9 +17,8 @@ internal static class SweepRunner
     /// <summary>Exit code after SIGTERM, which stops the run as gracefully as Ctrl-C (128 + 15, the shell's convention).</summary>
     public const int Terminated = 143;
 
-    public static int Execute(IAnsiConsole console, bool plain, string experimentPath, Func<Action<ExperimentSnapshot>, Tuner> createTuner)
+    public static int Execute(IAnsiConsole console, bool plain, string experimentPath, Func<Tuner> createTuner)
     {
-        var snapshots = Channel.CreateBounded<ExperimentSnapshot>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropOldest });
         using var cancel = new CancellationTokenSource();
         ConsoleCancelEventHandler onCtrlC = (_, e) =>
         {
@@ -37,16 +35,16 @@ internal static class SweepRunner
         });
         try
         {
-            var tuner = createTuner(snapshot => snapshots.Writer.TryWrite(snapshot));
+            var tuner = createTuner();
             // Throws at once when the experiment cannot be opened (owned by another process, damaged): one line, nothing else.
-            var fit = tuner.FitAsync(cancel.Token);
+            var run = tuner.FitWithProgress(cancel.Token);
             console.WriteLine($"Experiment directory: {tuner.ExperimentPath}");
-            Show(console, plain, snapshots.Reader, fit);
+            ShowAsync(console, plain, run).GetAwaiter().GetResult();
 
             ResultGrid grid;
             try
             {
-                grid = fit.GetAwaiter().GetResult();
+                grid = run.Result.GetAwaiter().GetResult();
             }
             catch (TrialFailedException e)
             {
@@ -79,43 +77,33 @@ internal static class SweepRunner
         }
     }
 
-    private static void Show(IAnsiConsole console, bool plain, ChannelReader<ExperimentSnapshot> snapshots, Task fit)
+    /// <summary>Draws the run's snapshots until it ends: the live table, or with <paramref name="plain"/> a line every 2 s and the last state.</summary>
+    private static async Task ShowAsync(IAnsiConsole console, bool plain, TunerRun run)
     {
         if (plain)
         {
             var last = DateTime.MinValue;
-            while (!fit.IsCompleted)
+            ExperimentSnapshot? unshown = null;
+            await foreach (var snapshot in run.Progress)
             {
-                if (!WaitForSnapshot(snapshots, fit, out var snapshot)) continue;
+                unshown = snapshot;
                 if (DateTime.UtcNow - last < TimeSpan.FromSeconds(2) && !snapshot.Finished) continue;
                 last = DateTime.UtcNow;
+                unshown = null;
                 console.WriteLine(ProgressView.Line(snapshot, console.Profile.Width));
             }
-            if (snapshots.TryRead(out var final)) console.WriteLine(ProgressView.Line(final, console.Profile.Width));
+            if (unshown is not null) console.WriteLine(ProgressView.Line(unshown, console.Profile.Width));
             return;
         }
 
-        console.Live(new Text("Starting...")).AutoClear(false).Start(ctx =>
+        await console.Live(new Text("Starting...")).AutoClear(false).StartAsync(async ctx =>
         {
-            while (!fit.IsCompleted)
+            await foreach (var snapshot in run.Progress)
             {
-                if (!WaitForSnapshot(snapshots, fit, out var snapshot)) continue;
                 ctx.UpdateTarget(ProgressView.Table(snapshot));
                 ctx.Refresh();
             }
-            if (snapshots.TryRead(out var final))
-            {
-                ctx.UpdateTarget(ProgressView.Table(final));
-                ctx.Refresh();
-            }
         });
-    }
-
-    private static bool WaitForSnapshot(ChannelReader<ExperimentSnapshot> reader, Task fit, out ExperimentSnapshot snapshot)
-    {
-        if (reader.TryRead(out snapshot!)) return true;
-        Task.WaitAny(new Task[] { reader.WaitToReadAsync().AsTask(), fit }, TimeSpan.FromMilliseconds(500));
-        return reader.TryRead(out snapshot!);
     }
 
     /// <summary>Loads a spec, reporting every problem as bad input.</summary>

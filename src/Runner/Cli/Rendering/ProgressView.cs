@@ -3,7 +3,6 @@ using Spectre.Console;
 using Spectre.Console.Rendering;
 using TorchTrials.Runner;
 using TorchTrials.Runner.Results;
-using TorchTrials.Runner.Schedulers;
 
 namespace TorchTrials.Cli.Rendering;
 

@@ -2,7 +2,6 @@ using System.Globalization;
 using Spectre.Console;
 using TorchTrials.Runner;
 using TorchTrials.Runner.Results;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Trainables;
 
 namespace TorchTrials.Cli.Rendering;

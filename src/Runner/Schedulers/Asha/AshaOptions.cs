@@ -3,15 +3,12 @@ using TorchTrials.Trainables;
 namespace TorchTrials.Runner.Schedulers;
 
 /// <summary>Settings of <see cref="AshaScheduler"/>, with Ray's AsyncHyperBandScheduler defaults.</summary>
-public sealed record AshaOptions
+public sealed record AshaOptions : MetricSchedulerOptions
 {
-    /// <summary>The result field measuring progress; it must increase monotonically.</summary>
-    public string TimeAttr { get; init; } = TrialResult.TrainingIterationKey;
-
-    /// <summary>The metric compared at each rung; the experiment's when null.</summary>
-    public string? Metric { get; init; }
-
-    public MetricMode? Mode { get; init; }
+    public AshaOptions()
+        : base(TrialResult.TrainingIterationKey)
+    {
+    }
 
     /// <summary>Trials stop once <see cref="TimeAttr"/> reaches this (when <see cref="StopLastTrials"/>).</summary>
     public double MaxT { get; init; } = 100;
@@ -33,20 +30,20 @@ public sealed record AshaOptions
 
     internal AshaOptions Validate()
     {
-        OptionChecks.Rungs(TimeAttr, MaxT, GracePeriod, ReductionFactor);
-        OptionChecks.AtLeast(Brackets, 1, "brackets", nameof(Brackets));
+        ValidateTimeAttr();
+        OptionChecks.Rungs(nameof(AshaOptions), MaxT, GracePeriod, ReductionFactor);
+        OptionChecks.AtLeast(Brackets, 1, nameof(AshaOptions), nameof(Brackets));
         return this;
     }
 }
 
 /// <summary>Settings of <see cref="AshaPromotionScheduler"/> (the paper's r, R, eta and s).</summary>
-public sealed record AshaPromotionOptions
+public sealed record AshaPromotionOptions : MetricSchedulerOptions
 {
-    public string TimeAttr { get; init; } = TrialResult.TrainingIterationKey;
-
-    public string? Metric { get; init; }
-
-    public MetricMode? Mode { get; init; }
+    public AshaPromotionOptions()
+        : base(TrialResult.TrainingIterationKey)
+    {
+    }
 
     /// <summary>R, the maximum resource: trials promoted into the top rung train until <see cref="TimeAttr"/> reaches it.</summary>
     public double MaxT { get; init; } = 100;
@@ -62,11 +59,12 @@ public sealed record AshaPromotionOptions
 
     internal AshaPromotionOptions Validate()
     {
-        OptionChecks.Rungs(TimeAttr, MaxT, GracePeriod, ReductionFactor);
-        OptionChecks.AtLeast(MinEarlyStoppingRate, 0, "min_early_stopping_rate", nameof(MinEarlyStoppingRate));
+        ValidateTimeAttr();
+        OptionChecks.Rungs(nameof(AshaPromotionOptions), MaxT, GracePeriod, ReductionFactor);
+        OptionChecks.AtLeast(MinEarlyStoppingRate, 0, nameof(AshaPromotionOptions), nameof(MinEarlyStoppingRate));
         if (AshaPromotionScheduler.TopRung(this) < 0)
-            throw new ArgumentException(
-                $"min_early_stopping_rate {MinEarlyStoppingRate} leaves no rung between grace_period {OptionChecks.Fmt(GracePeriod)} and max_t {OptionChecks.Fmt(MaxT)}", nameof(MinEarlyStoppingRate));
+            throw OptionChecks.Fail(nameof(AshaPromotionOptions), nameof(MinEarlyStoppingRate), n =>
+                $"{n(nameof(MinEarlyStoppingRate))} {MinEarlyStoppingRate} leaves no rung between {n(nameof(GracePeriod))} {OptionChecks.Fmt(GracePeriod)} and {n(nameof(MaxT))} {OptionChecks.Fmt(MaxT)}");
         return this;
     }
 }

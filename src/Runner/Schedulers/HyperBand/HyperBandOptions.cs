@@ -3,13 +3,12 @@ using TorchTrials.Trainables;
 namespace TorchTrials.Runner.Schedulers;
 
 /// <summary>Settings of <see cref="HyperBandScheduler"/>, with Ray's defaults (max_t 81, eta 3).</summary>
-public sealed record HyperBandOptions
+public sealed record HyperBandOptions : MetricSchedulerOptions
 {
-    public string TimeAttr { get; init; } = TrialResult.TrainingIterationKey;
-
-    public string? Metric { get; init; }
-
-    public MetricMode? Mode { get; init; }
+    public HyperBandOptions()
+        : base(TrialResult.TrainingIterationKey)
+    {
+    }
 
     /// <summary>R: the most <see cref="TimeAttr"/> any trial gets; trials stop there (with <see cref="StopLastTrials"/>).</summary>
     public double MaxT { get; init; } = 81;
@@ -21,9 +20,9 @@ public sealed record HyperBandOptions
 
     internal HyperBandOptions Validate()
     {
-        OptionChecks.NotEmpty(TimeAttr, "time_attr", nameof(TimeAttr));
-        OptionChecks.Positive(MaxT, "max_t", nameof(MaxT));
-        OptionChecks.GreaterThan(ReductionFactor, 1, "reduction_factor", nameof(ReductionFactor));
+        ValidateTimeAttr();
+        OptionChecks.Positive(MaxT, nameof(HyperBandOptions), nameof(MaxT));
+        OptionChecks.GreaterThan(ReductionFactor, 1, nameof(HyperBandOptions), nameof(ReductionFactor));
         return this;
     }
 }

@@ -3,13 +3,12 @@ using TorchTrials.Trainables;
 namespace TorchTrials.Runner.Schedulers;
 
 /// <summary>Settings of <see cref="MedianStoppingRule"/>, with Ray's defaults.</summary>
-public sealed record MedianStoppingOptions
+public sealed record MedianStoppingOptions : MetricSchedulerOptions
 {
-    public string TimeAttr { get; init; } = TrialResult.TimeTotalKey;
-
-    public string? Metric { get; init; }
-
-    public MetricMode? Mode { get; init; }
+    public MedianStoppingOptions()
+        : base(TrialResult.TimeTotalKey)
+    {
+    }
 
     /// <summary>Trials are never stopped before this much <see cref="TimeAttr"/>, and running averages start here.</summary>
     public double GracePeriod { get; init; } = 60;
@@ -25,10 +24,10 @@ public sealed record MedianStoppingOptions
 
     internal MedianStoppingOptions Validate()
     {
-        OptionChecks.NotEmpty(TimeAttr, "time_attr", nameof(TimeAttr));
-        OptionChecks.NonNegative(GracePeriod, "grace_period", nameof(GracePeriod));
-        OptionChecks.AtLeast(MinSamplesRequired, 1, "min_samples_required", nameof(MinSamplesRequired));
-        OptionChecks.NonNegative(MinTimeSlice, "min_time_slice", nameof(MinTimeSlice));
+        ValidateTimeAttr();
+        OptionChecks.NonNegative(GracePeriod, nameof(MedianStoppingOptions), nameof(GracePeriod));
+        OptionChecks.AtLeast(MinSamplesRequired, 1, nameof(MedianStoppingOptions), nameof(MinSamplesRequired));
+        OptionChecks.NonNegative(MinTimeSlice, nameof(MedianStoppingOptions), nameof(MinTimeSlice));
         return this;
     }
 }

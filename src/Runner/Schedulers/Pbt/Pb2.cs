@@ -3,13 +3,12 @@ using TorchTrials.Trainables;
 namespace TorchTrials.Runner.Schedulers;
 
 /// <summary>Settings of <see cref="Pb2"/>, with Ray's defaults.</summary>
-public sealed record Pb2Options
+public sealed record Pb2Options : MetricSchedulerOptions
 {
-    public string TimeAttr { get; init; } = TrialResult.TimeTotalKey;
-
-    public string? Metric { get; init; }
-
-    public MetricMode? Mode { get; init; }
+    public Pb2Options()
+        : base(TrialResult.TimeTotalKey)
+    {
+    }
 
     public double PerturbationInterval { get; init; } = 60;
 
@@ -30,10 +29,11 @@ public sealed record Pb2Options
     internal PbtOptions ToPbtOptions()
     {
         if (HyperparamBounds is null || HyperparamBounds.Count == 0)
-            throw new ArgumentException("hyperparam_bounds must name at least one hyperparameter to use PB2", nameof(HyperparamBounds));
+            throw OptionChecks.Fail(nameof(Pb2Options), nameof(HyperparamBounds), n => $"{n(nameof(HyperparamBounds))} must name at least one hyperparameter to use PB2");
         foreach (var (key, (low, high)) in HyperparamBounds)
             if (!double.IsFinite(low) || !double.IsFinite(high) || low >= high)
-                throw new ArgumentException($"hyperparam_bounds['{key}'] must be [low, high] with finite low < high, got [{PbtMutation.Fmt(low)}, {PbtMutation.Fmt(high)}]", nameof(HyperparamBounds));
+                throw OptionChecks.Fail(nameof(Pb2Options), nameof(HyperparamBounds), n =>
+                    $"{n(nameof(HyperparamBounds))}['{key}'] must be [low, high] with finite low < high, got [{PbtMutation.Fmt(low)}, {PbtMutation.Fmt(high)}]");
         return new PbtOptions
         {
             TimeAttr = TimeAttr,

@@ -3,13 +3,12 @@ using TorchTrials.Trainables;
 namespace TorchTrials.Runner.Schedulers;
 
 /// <summary>Settings of <see cref="PopulationBasedTraining"/>, with Ray's defaults.</summary>
-public sealed record PbtOptions
+public sealed record PbtOptions : MetricSchedulerOptions
 {
-    public string TimeAttr { get; init; } = TrialResult.TimeTotalKey;
-
-    public string? Metric { get; init; }
-
-    public MetricMode? Mode { get; init; }
+    public PbtOptions()
+        : base(TrialResult.TimeTotalKey)
+    {
+    }
 
     /// <summary>A trial is considered for exploit/explore each time this much <see cref="TimeAttr"/> passed since its last perturbation.</summary>
     public double PerturbationInterval { get; init; } = 60;
@@ -46,19 +45,20 @@ public sealed record PbtOptions
 
     internal PbtOptions Validate()
     {
-        OptionChecks.NotEmpty(TimeAttr, "time_attr", nameof(TimeAttr));
-        if (HyperparamMutations is null) throw new ArgumentException("hyperparam_mutations must not be null", nameof(HyperparamMutations));
+        ValidateTimeAttr();
+        if (HyperparamMutations is null) throw OptionChecks.Fail(nameof(PbtOptions), nameof(HyperparamMutations), n => $"{n(nameof(HyperparamMutations))} must not be null");
         if (HyperparamMutations.Count == 0 && CustomExploreFn is null)
-            throw new ArgumentException("hyperparam_mutations or custom_explore_fn must be given to use PBT", nameof(HyperparamMutations));
+            throw OptionChecks.Fail(nameof(PbtOptions), nameof(HyperparamMutations), n =>
+                $"{n(nameof(HyperparamMutations))} or {n(nameof(CustomExploreFn))} must be given to use PBT");
         foreach (var (key, mutation) in HyperparamMutations)
-            if (mutation is null) throw new ArgumentException($"hyperparam_mutations['{key}'] must not be null", nameof(HyperparamMutations));
-        OptionChecks.Between(QuantileFraction, 0, 0.5, "quantile_fraction", nameof(QuantileFraction));
-        OptionChecks.Positive(PerturbationInterval, "perturbation_interval", nameof(PerturbationInterval));
-        OptionChecks.NonNegative(BurnInPeriod, "burn_in_period", nameof(BurnInPeriod));
-        OptionChecks.Between(ResampleProbability, 0, 1, "resample_probability", nameof(ResampleProbability));
+            if (mutation is null) throw OptionChecks.Fail(nameof(PbtOptions), nameof(HyperparamMutations), n => $"{n(nameof(HyperparamMutations))}['{key}'] must not be null");
+        OptionChecks.Between(QuantileFraction, 0, 0.5, nameof(PbtOptions), nameof(QuantileFraction));
+        OptionChecks.Positive(PerturbationInterval, nameof(PbtOptions), nameof(PerturbationInterval));
+        OptionChecks.NonNegative(BurnInPeriod, nameof(PbtOptions), nameof(BurnInPeriod));
+        OptionChecks.Between(ResampleProbability, 0, 1, nameof(PbtOptions), nameof(ResampleProbability));
         if (PerturbationFactors is null || PerturbationFactors.Count == 0)
-            throw new ArgumentException("perturbation_factors must hold at least one factor", nameof(PerturbationFactors));
-        foreach (var factor in PerturbationFactors) OptionChecks.Finite(factor, "perturbation_factors", nameof(PerturbationFactors));
+            throw OptionChecks.Fail(nameof(PbtOptions), nameof(PerturbationFactors), n => $"{n(nameof(PerturbationFactors))} must hold at least one factor");
+        foreach (var factor in PerturbationFactors) OptionChecks.Finite(factor, nameof(PbtOptions), nameof(PerturbationFactors));
         return this;
     }
 }

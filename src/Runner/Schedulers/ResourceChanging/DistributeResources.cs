@@ -24,11 +24,11 @@ public sealed class DistributeResources
     /// <param name="reserveGpu">GPUs never handed out.</param>
     public DistributeResources(double increaseByCpu = 0, double increaseByGpu = 0, int increaseByTimes = -1, double reserveCpu = 0, double reserveGpu = 0)
     {
-        IncreaseByCpu = OptionChecks.NonNegative(increaseByCpu, "increase_by.CPU", nameof(increaseByCpu));
-        IncreaseByGpu = OptionChecks.NonNegative(increaseByGpu, "increase_by.GPU", nameof(increaseByGpu));
+        IncreaseByCpu = OptionChecks.NonNegative(increaseByCpu, nameof(DistributeResources), nameof(increaseByCpu));
+        IncreaseByGpu = OptionChecks.NonNegative(increaseByGpu, nameof(DistributeResources), nameof(increaseByGpu));
         IncreaseByTimes = increaseByTimes;
-        ReserveCpu = OptionChecks.NonNegative(reserveCpu, "reserve_resources.CPU", nameof(reserveCpu));
-        ReserveGpu = OptionChecks.NonNegative(reserveGpu, "reserve_resources.GPU", nameof(reserveGpu));
+        ReserveCpu = OptionChecks.NonNegative(reserveCpu, nameof(DistributeResources), nameof(reserveCpu));
+        ReserveGpu = OptionChecks.NonNegative(reserveGpu, nameof(DistributeResources), nameof(reserveGpu));
     }
 
     public double IncreaseByCpu { get; }

@@ -1,5 +1,4 @@
 using System.Text.Json.Nodes;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Trainables;
 
 namespace TorchTrials.Runner.Search;
@@ -21,7 +20,7 @@ public sealed class ConcurrencyLimiter : ISearcher
     public ConcurrencyLimiter(ISearcher searcher, int maxConcurrent, bool batch = false)
     {
         ArgumentNullException.ThrowIfNull(searcher);
-        if (maxConcurrent < 1) throw new ArgumentOutOfRangeException(nameof(maxConcurrent), $"max_concurrent must be at least 1, got {maxConcurrent}");
+        if (maxConcurrent < 1) throw new ArgumentOutOfRangeException(nameof(maxConcurrent), $"ConcurrencyLimiter.maxConcurrent must be at least 1, got {maxConcurrent}");
         _searcher = searcher;
         MaxConcurrent = maxConcurrent;
         Batch = batch;
@@ -102,7 +101,7 @@ public sealed class ConcurrencyLimiter : ISearcher
         if (state["cached"] is JsonArray cached)
             foreach (var c in cached)
                 _cached.Add((c!["trial_id"]!.GetValue<string>(),
-                    c["result"] is JsonObject r ? TrialResult.FromJsonObject(r) : null,
+                    c["result"] is JsonObject r ? ResultJson.Read(r) : null,
                     Enum.Parse<TrialOutcome>(c["outcome"]!.GetValue<string>())));
         if (state["searcher"] is { } inner) _searcher.RestoreState(inner);
     }

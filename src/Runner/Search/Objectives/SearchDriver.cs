@@ -1,5 +1,4 @@
 using System.Globalization;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Trainables;
 
 namespace TorchTrials.Runner.Search;

@@ -1,5 +1,4 @@
 using System.Text.Json.Nodes;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Trainables;
 
 namespace TorchTrials.Runner.Search;
@@ -27,7 +26,7 @@ public sealed class Repeater : ISearcher
     public Repeater(ISearcher searcher, int repeat = 1, bool setIndex = true)
     {
         ArgumentNullException.ThrowIfNull(searcher);
-        if (repeat < 1) throw new ArgumentOutOfRangeException(nameof(repeat), $"repeat must be at least 1, got {repeat}");
+        if (repeat < 1) throw new ArgumentOutOfRangeException(nameof(repeat), $"Repeater.repeat must be at least 1, got {repeat}");
         _searcher = searcher;
         Repeat = repeat;
         SetIndex = setIndex;

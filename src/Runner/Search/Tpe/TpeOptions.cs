@@ -80,9 +80,9 @@ public sealed record TpeOptions
 
     internal void Validate()
     {
-        if (StartupTrials < 0) throw new ArgumentOutOfRangeException(nameof(StartupTrials), $"n_startup_trials must be 0 or more, got {StartupTrials}");
-        if (EiCandidates < 1) throw new ArgumentOutOfRangeException(nameof(EiCandidates), $"n_ei_candidates must be at least 1, got {EiCandidates}");
-        if (!(PriorWeight > 0 && double.IsFinite(PriorWeight))) throw new ArgumentOutOfRangeException(nameof(PriorWeight), $"prior_weight must be positive, got {PriorWeight}");
+        if (StartupTrials < 0) throw new ArgumentOutOfRangeException(nameof(StartupTrials), $"TpeOptions.StartupTrials must be 0 or more, got {StartupTrials}");
+        if (EiCandidates < 1) throw new ArgumentOutOfRangeException(nameof(EiCandidates), $"TpeOptions.EiCandidates must be at least 1, got {EiCandidates}");
+        if (!(PriorWeight > 0 && double.IsFinite(PriorWeight))) throw new ArgumentOutOfRangeException(nameof(PriorWeight), $"TpeOptions.PriorWeight must be positive, got {PriorWeight}");
         ArgumentNullException.ThrowIfNull(Gamma, nameof(Gamma));
         ArgumentNullException.ThrowIfNull(Weights, nameof(Weights));
     }

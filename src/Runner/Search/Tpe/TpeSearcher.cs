@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text.Json.Nodes;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Trainables;
 
 namespace TorchTrials.Runner.Search;

@@ -53,9 +53,9 @@ public sealed class BasicVariantGenerator : ISearchAlgorithm
     public BasicVariantGenerator(SearchSpace space, TrialTemplate template, int numSamples = 1, BasicVariantOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(template);
-        if (numSamples < 1) throw new ArgumentOutOfRangeException(nameof(numSamples), $"num_samples must be at least 1, got {numSamples}");
+        if (numSamples < 1) throw new ArgumentOutOfRangeException(nameof(numSamples), $"BasicVariantGenerator.numSamples must be at least 1, got {numSamples}");
         _options = options ?? new BasicVariantOptions();
-        if (_options.MaxConcurrent < 0) throw new ArgumentOutOfRangeException(nameof(options), $"max_concurrent must be 0 (no limit) or more, got {_options.MaxConcurrent}");
+        if (_options.MaxConcurrent < 0) throw new ArgumentOutOfRangeException(nameof(options), $"BasicVariantOptions.MaxConcurrent must be 0 (no limit) or more, got {_options.MaxConcurrent}");
         _space = space.Validate();
         _template = template;
         _numSamples = numSamples;

@@ -32,7 +32,7 @@ public class AshaPromotionSchedulerTests
         // K = floor(log2(16 / 1)) - 0 = 4: 1, 2, 4, 8, 16. With s = 1: K = 3, rungs 2, 4, 8, 16.
         Assert.Equal(new[] { 1.0, 2, 4, 8, 16 }, Asha().Milestones);
         Assert.Equal(new[] { 2.0, 4, 8, 16 }, Asha(s: 1).Milestones);
-        Assert.Contains("min_early_stopping_rate", Assert.Throws<ArgumentException>(() => Asha(s: 5)).Message);
+        Assert.Contains("AshaPromotionOptions.MinEarlyStoppingRate", Assert.Throws<OptionException>(() => Asha(s: 5)).Message);
     }
 
     [Fact]

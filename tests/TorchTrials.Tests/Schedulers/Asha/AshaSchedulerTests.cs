@@ -142,10 +142,10 @@ public class AshaSchedulerTests(Xunit.Abstractions.ITestOutputHelper output)
     [Fact]
     public void Bad_options_fail_at_construction_naming_the_option()
     {
-        Assert.Contains("grace_period", Assert.Throws<ArgumentException>(() => new AshaScheduler(new AshaOptions { GracePeriod = 0 })).Message);
-        Assert.Contains("max_t", Assert.Throws<ArgumentException>(() => new AshaScheduler(new AshaOptions { GracePeriod = 200 })).Message);
-        Assert.Contains("reduction_factor", Assert.Throws<ArgumentException>(() => new AshaScheduler(new AshaOptions { ReductionFactor = 1 })).Message);
-        Assert.Contains("brackets", Assert.Throws<ArgumentException>(() => new AshaScheduler(new AshaOptions { Brackets = 0 })).Message);
+        Assert.Contains("AshaOptions.GracePeriod", Assert.Throws<OptionException>(() => new AshaScheduler(new AshaOptions { GracePeriod = 0 })).Message);
+        Assert.Contains("AshaOptions.MaxT", Assert.Throws<OptionException>(() => new AshaScheduler(new AshaOptions { GracePeriod = 200 })).Message);
+        Assert.Contains("AshaOptions.ReductionFactor", Assert.Throws<OptionException>(() => new AshaScheduler(new AshaOptions { ReductionFactor = 1 })).Message);
+        Assert.Contains("AshaOptions.Brackets", Assert.Throws<OptionException>(() => new AshaScheduler(new AshaOptions { Brackets = 0 })).Message);
         var control = new FakeTrialControl();
         Assert.Contains("metric", Assert.Throws<InvalidOperationException>(() => new AshaScheduler().OnTrialAdd(control, control.Add("x"))).Message);
     }

@@ -93,8 +93,8 @@ public class MedianStoppingRuleTests
         var (a, b) = (control.Add("a"), control.Add("b"));
         Feed(rule, control, a, 5);
         Assert.Equal(SchedulerDecision.Continue, rule.OnTrialResult(control, b, Results.At(1, 0, metric: "other")));
-        Assert.Contains("min_samples_required", Assert.Throws<ArgumentException>(() => new MedianStoppingRule(new MedianStoppingOptions { MinSamplesRequired = 0 })).Message);
-        Assert.Contains("grace_period", Assert.Throws<ArgumentException>(() => new MedianStoppingRule(new MedianStoppingOptions { GracePeriod = -1 })).Message);
+        Assert.Contains("MedianStoppingOptions.MinSamplesRequired", Assert.Throws<OptionException>(() => new MedianStoppingRule(new MedianStoppingOptions { MinSamplesRequired = 0 })).Message);
+        Assert.Contains("MedianStoppingOptions.GracePeriod", Assert.Throws<OptionException>(() => new MedianStoppingRule(new MedianStoppingOptions { GracePeriod = -1 })).Message);
     }
 
     [Fact]

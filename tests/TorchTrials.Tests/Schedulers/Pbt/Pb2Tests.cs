@@ -144,8 +144,8 @@ public class Pb2Tests
     [Fact]
     public void Bad_bounds_fail_at_construction_naming_the_option()
     {
-        Assert.Contains("hyperparam_bounds", Assert.Throws<ArgumentException>(() => new Pb2(new Pb2Options())).Message);
-        Assert.Contains("hyperparam_bounds['lr']", Assert.Throws<ArgumentException>(() => new Pb2(new Pb2Options
+        Assert.Contains("Pb2Options.HyperparamBounds", Assert.Throws<OptionException>(() => new Pb2(new Pb2Options())).Message);
+        Assert.Contains("Pb2Options.HyperparamBounds['lr']", Assert.Throws<OptionException>(() => new Pb2(new Pb2Options
         {
             HyperparamBounds = new Dictionary<string, (double, double)> { ["lr"] = (1, 0) },
         })).Message);

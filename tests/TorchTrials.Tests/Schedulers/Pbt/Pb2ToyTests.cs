@@ -1,3 +1,4 @@
+using TorchTrials.Runner;
 using TorchTrials.Runner.Schedulers;
 using TorchTrials.Tests.Support;
 using TorchTrials.Trainables;

@@ -221,11 +221,11 @@ public class PopulationBasedTrainingTests
     public void Bad_options_fail_at_construction_naming_the_option()
     {
         var lr = new Dictionary<string, PbtMutation> { ["lr"] = PbtMutation.Uniform(0, 1) };
-        Assert.Contains("hyperparam_mutations", Assert.Throws<ArgumentException>(() => new PopulationBasedTraining(new PbtOptions())).Message);
-        Assert.Contains("quantile_fraction", Assert.Throws<ArgumentException>(() => new PopulationBasedTraining(new PbtOptions { HyperparamMutations = lr, QuantileFraction = 0.6 })).Message);
-        Assert.Contains("perturbation_interval", Assert.Throws<ArgumentException>(() => new PopulationBasedTraining(new PbtOptions { HyperparamMutations = lr, PerturbationInterval = 0 })).Message);
-        Assert.Contains("resample_probability", Assert.Throws<ArgumentException>(() => new PopulationBasedTraining(new PbtOptions { HyperparamMutations = lr, ResampleProbability = 2 })).Message);
-        Assert.Contains("perturbation_factors", Assert.Throws<ArgumentException>(() => new PopulationBasedTraining(new PbtOptions { HyperparamMutations = lr, PerturbationFactors = Array.Empty<double>() })).Message);
+        Assert.Contains("PbtOptions.HyperparamMutations", Assert.Throws<OptionException>(() => new PopulationBasedTraining(new PbtOptions())).Message);
+        Assert.Contains("PbtOptions.QuantileFraction", Assert.Throws<OptionException>(() => new PopulationBasedTraining(new PbtOptions { HyperparamMutations = lr, QuantileFraction = 0.6 })).Message);
+        Assert.Contains("PbtOptions.PerturbationInterval", Assert.Throws<OptionException>(() => new PopulationBasedTraining(new PbtOptions { HyperparamMutations = lr, PerturbationInterval = 0 })).Message);
+        Assert.Contains("PbtOptions.ResampleProbability", Assert.Throws<OptionException>(() => new PopulationBasedTraining(new PbtOptions { HyperparamMutations = lr, ResampleProbability = 2 })).Message);
+        Assert.Contains("PbtOptions.PerturbationFactors", Assert.Throws<OptionException>(() => new PopulationBasedTraining(new PbtOptions { HyperparamMutations = lr, PerturbationFactors = Array.Empty<double>() })).Message);
         Assert.Contains("low < high", Assert.Throws<ArgumentException>(() => PbtMutation.Uniform(1, 1)).Message);
     }
 }

@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using TorchTrials.Runner.Schedulers;
+using TorchTrials.Runner;
 using TorchTrials.Runner.Search;
 using TorchTrials.Trainables;
 using static TorchTrials.Tests.Search.SearchTestKit;
@@ -72,7 +72,7 @@ public class ConcurrencyLimiterTests
         var limiter = Configured(new ConcurrencyLimiter(new RecordingSearcher(), 2), Space());
         limiter.Suggest("a");
         Assert.Contains("'a'", Assert.Throws<ArgumentException>(() => limiter.Suggest("a")).Message);
-        Assert.Contains("max_concurrent", Assert.Throws<ArgumentOutOfRangeException>(() => new ConcurrencyLimiter(new RecordingSearcher(), 0)).Message);
+        Assert.Contains("ConcurrencyLimiter.maxConcurrent", Assert.Throws<ArgumentOutOfRangeException>(() => new ConcurrencyLimiter(new RecordingSearcher(), 0)).Message);
     }
 
     [Fact]

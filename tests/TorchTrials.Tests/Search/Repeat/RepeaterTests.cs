@@ -94,5 +94,5 @@ public class RepeaterTests
 
     [Fact]
     public void Repeat_below_one_is_refused() =>
-        Assert.Contains("repeat", Assert.Throws<ArgumentOutOfRangeException>(() => new Repeater(new RecordingSearcher(), 0)).Message);
+        Assert.Contains("Repeater.repeat", Assert.Throws<ArgumentOutOfRangeException>(() => new Repeater(new RecordingSearcher(), 0)).Message);
 }

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using TorchTrials.Runner.Schedulers;
+using TorchTrials.Runner;
 using TorchTrials.Runner.Search;
 using TorchTrials.Trainables;
 using Xunit.Abstractions;

@@ -1,4 +1,4 @@
-using TorchTrials.Runner.Schedulers;
+using TorchTrials.Runner;
 using TorchTrials.Runner.Search;
 using static TorchTrials.Tests.Search.SearchTestKit;
 

@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using TorchTrials.Runner;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Runner.Search;
 using TorchTrials.Trainables;
 using static TorchTrials.Tests.Search.SearchTestKit;
@@ -152,8 +151,8 @@ public class TpeSearcherTests(Xunit.Abstractions.ITestOutputHelper output)
     [Fact]
     public void Bad_options_fail_at_construction_naming_the_option()
     {
-        Assert.Contains("n_ei_candidates", Assert.Throws<ArgumentOutOfRangeException>(() => new TpeSearcher(options: new TpeOptions { EiCandidates = 0 })).Message);
-        Assert.Contains("prior_weight", Assert.Throws<ArgumentOutOfRangeException>(() => new TpeSearcher(options: new TpeOptions { PriorWeight = -1 })).Message);
+        Assert.Contains("TpeOptions.EiCandidates", Assert.Throws<ArgumentOutOfRangeException>(() => new TpeSearcher(options: new TpeOptions { EiCandidates = 0 })).Message);
+        Assert.Contains("TpeOptions.PriorWeight", Assert.Throws<ArgumentOutOfRangeException>(() => new TpeSearcher(options: new TpeOptions { PriorWeight = -1 })).Message);
     }
 
     [Fact]
