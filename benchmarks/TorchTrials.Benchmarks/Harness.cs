@@ -53,6 +53,38 @@ public static class Stats
         return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
+    /// <summary>
+    /// The one-sided Wilcoxon signed-rank test that the differences are centred above zero (scipy's
+    /// <c>wilcoxon(d, alternative="greater", method="exact")</c>): zero differences are dropped (Wilcoxon's method), ties
+    /// share their average rank, and p is exact, from the distribution of W+ over all 2^n sign patterns of those ranks.
+    /// Infinite differences (a side that never reached its target) rank above every finite one.
+    /// </summary>
+    public static (double WPlus, double P, int N) WilcoxonGreater(IEnumerable<double> differences)
+    {
+        var d = differences.Where(x => x != 0 && !double.IsNaN(x)).ToArray();
+        int n = d.Length;
+        if (n == 0) return (0, 1, 0);
+        var order = Enumerable.Range(0, n).OrderBy(i => Math.Abs(d[i])).ToArray();
+        // Doubled ranks stay whole numbers when ties share an average rank.
+        var rank2 = new int[n];
+        for (int i = 0; i < n;)
+        {
+            int j = i;
+            while (j + 1 < n && Math.Abs(d[order[j + 1]]) == Math.Abs(d[order[i]])) j++;
+            for (int k = i; k <= j; k++) rank2[order[k]] = i + 1 + j + 1;
+            i = j + 1;
+        }
+        int total = rank2.Sum();
+        var patterns = new double[total + 1];
+        patterns[0] = 1;
+        foreach (int r in rank2)
+            for (int sum = total; sum >= r; sum--) patterns[sum] += patterns[sum - r];
+        int observed = Enumerable.Range(0, n).Where(i => d[i] > 0).Sum(i => rank2[i]);
+        double atLeast = 0;
+        for (int sum = observed; sum <= total; sum++) atLeast += patterns[sum];
+        return (observed / 2.0, atLeast / Math.Pow(2, n), n);
+    }
+
     /// <summary>Runs <paramref name="action"/> and returns its wall time in seconds.</summary>
     public static double Time(Action action)
     {

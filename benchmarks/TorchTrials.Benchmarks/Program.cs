@@ -20,6 +20,7 @@ IBenchmark[] all =
     new SearchQualityBenchmark(),
     new EarlyStoppingBenchmark(EarlyStoppingBenchmark.Space.Narrow),
     new EarlyStoppingBenchmark(EarlyStoppingBenchmark.Space.Wide),
+    new EarlyStoppingBenchmark(EarlyStoppingBenchmark.Space.Fashion),
 };
 
 if (args.Contains("--list"))

@@ -235,6 +235,8 @@ public sealed class SweepPlan
         }
         if (Trainable.Length > 0 && !Registry.Contains(Trainable))
             spec.Error("trainable", $"'{Trainable}' is not a registered trainable (registered: {string.Join(", ", Registry.Entries.Select(e => e.Name).Order(StringComparer.Ordinal))}){DidYouMean.Suggest(Trainable, Registry.Entries.Select(e => e.Name))}");
+        else if (Registry.TryGet(Trainable, out var entry) && entry.MissingPrerequisite?.Invoke() is { } missing)
+            spec.Error("trainable", missing);
     }
 
     private static Dictionary<string, double>? ReadStop(SpecReader spec)

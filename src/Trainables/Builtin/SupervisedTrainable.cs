@@ -40,8 +40,24 @@ public abstract class SupervisedTrainable : Trainable
     /// <summary>Builds the network for <paramref name="config"/>; called in Setup and when a reset changes the architecture.</summary>
     protected abstract nn.Module<Tensor, Tensor> BuildModel(TrialConfig config);
 
-    /// <summary>Training and validation data as host arrays: features row-major, targets.</summary>
-    protected abstract (Array TrainX, long[] TrainShape, Array TrainY, Array ValidX, long[] ValidShape, Array ValidY) LoadData(TrialConfig config);
+    /// <summary>Training and validation data as host arrays: features row-major, targets (copied to the device by <see cref="LoadDeviceData"/>).</summary>
+    protected virtual (Array TrainX, long[] TrainShape, Array TrainY, Array ValidX, long[] ValidShape, Array ValidY) LoadData(TrialConfig config) =>
+        throw new NotSupportedException($"{GetType().Name} must override LoadData or LoadDeviceData");
+
+    /// <summary>
+    /// Training and validation data on <paramref name="device"/>, owned by this trainable (disposed with it; a view of data
+    /// shared with other trials is fine). The default copies <see cref="LoadData"/>'s host arrays to the device.
+    /// </summary>
+    protected virtual (Tensor TrainX, Tensor TrainY, Tensor ValidX, Tensor ValidY) LoadDeviceData(TrialConfig config, Device device)
+    {
+        var data = LoadData(config);
+        // Setup runs outside the host's step scope: the scope keeps temporaries alive until their native calls return.
+        using var scope = NewDisposeScope();
+        return (from_array(data.TrainX).reshape(data.TrainShape).to(device).DetachFromDisposeScope(),
+            from_array(data.TrainY).to(device).DetachFromDisposeScope(),
+            from_array(data.ValidX).reshape(data.ValidShape).to(device).DetachFromDisposeScope(),
+            from_array(data.ValidY).to(device).DetachFromDisposeScope());
+    }
 
     /// <summary>The loss of a batch.</summary>
     protected abstract Tensor Loss(Tensor output, Tensor target);
@@ -51,14 +67,7 @@ public abstract class SupervisedTrainable : Trainable
 
     public override void Setup(TrialConfig config)
     {
-        var device = Context.Device;
-        var data = LoadData(config);
-        // Setup runs outside the host's step scope: the scope keeps temporaries alive until their native calls return.
-        using var scope = NewDisposeScope();
-        _trainX = from_array(data.TrainX).reshape(data.TrainShape).to(device).DetachFromDisposeScope();
-        _trainY = from_array(data.TrainY).to(device).DetachFromDisposeScope();
-        _validX = from_array(data.ValidX).reshape(data.ValidShape).to(device).DetachFromDisposeScope();
-        _validY = from_array(data.ValidY).to(device).DetachFromDisposeScope();
+        (_trainX, _trainY, _validX, _validY) = LoadDeviceData(config, Context.Device);
         Build(config);
     }
 
@@ -114,13 +123,26 @@ public abstract class SupervisedTrainable : Trainable
         model.eval();
         using (no_grad())
         {
-            var output = model.forward(_validX!);
+            var output = Evaluate(model, _validX!);
             metrics.Add("val_loss", Loss(output, _validY!));
             AddValidationMetrics(metrics, output, _validY!);
         }
         metrics.Add("lr", Config.GetDouble("lr", 1e-3));
         return metrics;
     }
+
+    /// <summary>The model's outputs for <paramref name="x"/>, in chunks of <see cref="EvaluationChunk"/> rows so that a large validation set fits.</summary>
+    private static Tensor Evaluate(nn.Module<Tensor, Tensor> model, Tensor x)
+    {
+        long n = x.shape[0];
+        if (n <= EvaluationChunk) return model.forward(x);
+        var chunks = new List<Tensor>();
+        for (long start = 0; start < n; start += EvaluationChunk)
+            chunks.Add(model.forward(x.narrow(0, start, Math.Min(EvaluationChunk, n - start))));
+        return cat(chunks, 0);
+    }
+
+    private const long EvaluationChunk = 2048;
 
     /// <summary>The live tensors a checkpoint covers (parameters, buffers, optimizer state), for measurements against hand-written copies.</summary>
     public IEnumerable<Tensor> LiveTensors()

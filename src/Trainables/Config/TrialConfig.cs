@@ -83,6 +83,26 @@ public sealed class TrialConfig : IReadOnlyDictionary<string, object?>, IEquatab
         _ => (int?)null,
     }, "a whole number");
 
+    /// <summary>The whole number at <paramref name="key"/> (or <paramref name="fallback"/>), which must be at least <paramref name="min"/>.</summary>
+    public int GetInt(string key, int fallback, int min)
+    {
+        int value = GetInt(key, fallback);
+        if (value < min)
+            throw new ArgumentOutOfRangeException(key, min == 0
+                ? $"config key '{key}' must not be negative, got {value}"
+                : $"config key '{key}' must be at least {min}, got {value}");
+        return value;
+    }
+
+    /// <summary>The number at <paramref name="key"/> (or <paramref name="fallback"/>), which must lie in [<paramref name="min"/>, <paramref name="maxExclusive"/>).</summary>
+    public double GetDouble(string key, double fallback, double min, double maxExclusive)
+    {
+        double value = GetDouble(key, fallback);
+        if (!(value >= min && value < maxExclusive))
+            throw new ArgumentOutOfRangeException(key, FormattableString.Invariant($"config key '{key}' must be in [{min}, {maxExclusive}), got {value}"));
+        return value;
+    }
+
     public long GetLong(string key, long? fallback = null) => Get(key, fallback, v => v switch
     {
         long l => l,

@@ -85,6 +85,16 @@ public interface IHasDefaultResources
     static abstract Resources? DefaultResourceRequest(TrialConfig config);
 }
 
+/// <summary>
+/// Implemented by trainables that need something from outside the process (a data set on disk): a sweep spec naming one is
+/// checked before anything runs, so what is missing is a one-line input error, not a sweep of errored trials.
+/// </summary>
+public interface IHasPrerequisites
+{
+    /// <summary>One line naming what is missing and how to get it; null when everything is there.</summary>
+    static abstract string? MissingPrerequisite();
+}
+
 /// <summary>Marks a class or a <see cref="TrainFunction"/>-shaped static method for <see cref="TrainableRegistry.RegisterAssembly"/>.</summary>
 [AttributeUsage(AttributeTargets.Class | AttributeTargets.Method, AllowMultiple = false)]
 public sealed class TrainableAttribute(string name) : Attribute

@@ -5,7 +5,7 @@ namespace TorchTrials.Trainables.Data;
 
 /// <summary>
 /// The scikit-learn digits set (1797 8x8 images, 10 classes; see DIGITS-ATTRIBUTION.md), embedded in this assembly.
-/// Pixels are scaled to [0, 1]. The train/validation split is a seeded stratified shuffle, so every trial of a sweep
+/// Pixels are scaled to [0, 1]. The train/validation split is a seeded stratified shuffle (<see cref="StratifiedSplit"/>), so every trial of a sweep
 /// sees the same split.
 /// </summary>
 public sealed class DigitsDataset
@@ -36,23 +36,8 @@ public sealed class DigitsDataset
     /// <summary>Splits off <paramref name="validationFraction"/> of each class for validation, shuffled with <paramref name="seed"/>.</summary>
     public static DigitsDataset Split(double validationFraction = 0.2, int seed = 0)
     {
-        if (validationFraction is <= 0 or >= 1)
-            throw new ArgumentOutOfRangeException(nameof(validationFraction), $"validation_fraction must be between 0 and 1, got {validationFraction}");
         var (x, y) = All.Value;
-        var rng = new Random(seed);
-        var train = new List<int>();
-        var valid = new List<int>();
-        foreach (var group in Enumerable.Range(0, y.Length).GroupBy(i => y[i]).OrderBy(g => g.Key))
-        {
-            var idx = group.ToArray();
-            rng.Shuffle(idx);
-            int nValid = (int)Math.Round(idx.Length * validationFraction);
-            valid.AddRange(idx.Take(nValid));
-            train.AddRange(idx.Skip(nValid));
-        }
-        var trainIdx = train.ToArray();
-        var validIdx = valid.ToArray();
-        rng.Shuffle(trainIdx);
+        var (trainIdx, validIdx) = StratifiedSplit.Indices(y, validationFraction, seed);
         return new DigitsDataset(Gather(x, trainIdx), trainIdx.Select(i => y[i]).ToArray(), Gather(x, validIdx), validIdx.Select(i => y[i]).ToArray());
     }
 

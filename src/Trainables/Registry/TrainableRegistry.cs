@@ -6,13 +6,15 @@ namespace TorchTrials.Trainables;
 /// <summary>A trainable known by name: how to build it and the resources it may declare for itself.</summary>
 public sealed class RegisteredTrainable
 {
-    public RegisteredTrainable(string name, Func<Trainable?> factory, Func<TrialConfig, Resources?>? defaultResources = null, string description = "")
+    public RegisteredTrainable(string name, Func<Trainable?> factory, Func<TrialConfig, Resources?>? defaultResources = null, string description = "",
+        Func<string?>? missingPrerequisite = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         Name = name;
         Factory = factory;
         DefaultResources = defaultResources;
         Description = description;
+        MissingPrerequisite = missingPrerequisite;
     }
 
     public string Name { get; }
@@ -23,6 +25,9 @@ public sealed class RegisteredTrainable
     public Func<TrialConfig, Resources?>? DefaultResources { get; }
 
     public string Description { get; }
+
+    /// <summary>What the trainable needs and lacks, in one line (<see cref="IHasPrerequisites"/>), or null.</summary>
+    public Func<string?>? MissingPrerequisite { get; }
 
     /// <summary>Builds an instance; throws naming the trainable when its factory yields nothing.</summary>
     public Trainable Create() =>
@@ -59,7 +64,7 @@ public sealed class TrainableRegistry
         Register(new RegisteredTrainable(name, factory, defaultResources, description));
 
     public TrainableRegistry Register<T>(string name, string description = "") where T : Trainable, new() =>
-        Register(new RegisteredTrainable(name, () => new T(), DefaultResourcesOf(typeof(T)), description));
+        Register(new RegisteredTrainable(name, () => new T(), DefaultResourcesOf(typeof(T)), description, PrerequisiteOf(typeof(T))));
 
     public TrainableRegistry RegisterFunction(string name, TrainFunction function, Func<TrialConfig, Resources?>? defaultResources = null, string description = "") =>
         Register(new RegisteredTrainable(name, () => new FunctionTrainable(function), defaultResources, description));
@@ -80,7 +85,7 @@ public sealed class TrainableRegistry
             {
                 var ctor = type.GetConstructor(Type.EmptyTypes)
                     ?? throw new InvalidOperationException($"trainable {type.FullName} ('{attr.Name}') needs a public parameterless constructor");
-                Register(new RegisteredTrainable(attr.Name, () => (Trainable)ctor.Invoke(null), DefaultResourcesOf(type), attr.Description));
+                Register(new RegisteredTrainable(attr.Name, () => (Trainable)ctor.Invoke(null), DefaultResourcesOf(type), attr.Description, PrerequisiteOf(type)));
                 registered++;
             }
             foreach (var method in type.GetMethods(BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static))
@@ -118,6 +123,13 @@ public sealed class TrainableRegistry
         _entries.TryGetValue(name, out var entry)
             ? entry
             : throw new KeyNotFoundException($"unknown trainable '{name}' (registered: {string.Join(", ", _entries.Keys.Order(StringComparer.Ordinal))})");
+
+    private static Func<string?>? PrerequisiteOf(Type type)
+    {
+        if (!type.GetInterfaces().Contains(typeof(IHasPrerequisites))) return null;
+        var method = type.GetMethod(nameof(IHasPrerequisites.MissingPrerequisite), BindingFlags.Public | BindingFlags.Static | BindingFlags.FlattenHierarchy, Type.EmptyTypes);
+        return method is null ? null : () => (string?)method.Invoke(null, null);
+    }
 
     private static Func<TrialConfig, Resources?>? DefaultResourcesOf(Type type)
     {

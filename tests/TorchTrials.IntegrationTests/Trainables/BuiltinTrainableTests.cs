@@ -8,7 +8,7 @@ namespace TorchTrials.IntegrationTests.Trainables;
 
 public class BuiltinTrainableTests(ITestOutputHelper output)
 {
-    private static TrainableHost Host(string name, TrialConfig config, long seed = 1)
+    internal static TrainableHost Host(string name, TrialConfig config, long seed = 1)
     {
         var allocator = new DeviceSlotAllocator(DeviceInventory.Simulated(2));
         var slot = allocator.TryAllocate(new Resources(cpu: 1), "t")!;
