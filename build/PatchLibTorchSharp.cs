@@ -16,6 +16,9 @@ public class TorchTrialsPatchLibTorchSharp : Microsoft.Build.Utilities.Task
 
     public string PackageRoot { get; set; } = "";
 
+    /// <summary>Patch even where this machine's libstdc++ has GLIBCXX_3.4.32: output that ships elsewhere (a tool package).</summary>
+    public bool Always { get; set; }
+
     public override bool Execute()
     {
         var libstdcxx = TorchTrials.Gpu.Native.Libstdcxx.Locate();
@@ -27,7 +30,7 @@ public class TorchTrialsPatchLibTorchSharp : Microsoft.Build.Utilities.Task
                 Log.LogWarning("TorchTrials: refusing to patch {0}: it is inside the NuGet package cache.", path);
                 continue;
             }
-            var outcome = TorchTrials.Gpu.Native.LibTorchSharpFix.Apply(path, libstdcxx);
+            var outcome = TorchTrials.Gpu.Native.LibTorchSharpFix.Apply(path, libstdcxx, Always);
             if (outcome.Warning)
                 Log.LogWarning("{0}", outcome.Message);
             else
@@ -159,6 +162,42 @@ namespace TorchTrials.Gpu.Native
             return path is null ? null : new Libstdcxx(path, File.ReadAllBytes(path));
         }
 
+        /// <summary>The newest version named <paramref name="prefix"/>N.N.N that the library defines (e.g. GLIBCXX_3.4.30), or null.</summary>
+        public string? Highest(string prefix)
+        {
+            var needle = Encoding.ASCII.GetBytes(prefix);
+            string? best = null;
+            int[]? bestParts = null;
+            for (int i = 1; i + needle.Length <= _image.Length; i++)
+            {
+                if (_image[i - 1] != 0) continue;
+                int k = 0;
+                while (k < needle.Length && _image[i + k] == needle[k]) k++;
+                if (k < needle.Length) continue;
+                int end = i + k;
+                while (end < _image.Length && (_image[end] == (byte)'.' || (_image[end] >= (byte)'0' && _image[end] <= (byte)'9'))) end++;
+                if (end == i + k || end >= _image.Length || _image[end] != 0) continue;
+                var parts = Encoding.ASCII.GetString(_image, i + k, end - i - k).Split('.');
+                var numbers = new int[parts.Length];
+                bool ok = true;
+                for (int p = 0; p < parts.Length && ok; p++) ok = int.TryParse(parts[p], out numbers[p]);
+                if (!ok || (bestParts is not null && CompareVersions(numbers, bestParts) <= 0)) continue;
+                best = Encoding.ASCII.GetString(_image, i, end - i);
+                bestParts = numbers;
+            }
+            return best;
+        }
+
+        private static int CompareVersions(int[] a, int[] b)
+        {
+            for (int i = 0; i < Math.Max(a.Length, b.Length); i++)
+            {
+                int x = i < a.Length ? a[i] : -1, y = i < b.Length ? b[i] : -1;
+                if (x != y) return x.CompareTo(y);
+            }
+            return 0;
+        }
+
         /// <summary>True when the library defines the version node (its name is in the dynamic string table).</summary>
         public bool Defines(string version)
         {
@@ -193,7 +232,8 @@ namespace TorchTrials.Gpu.Native
     {
         public const string MissingVersion = "GLIBCXX_3.4.32";
 
-        public static FixOutcome Apply(string path, Libstdcxx? libstdcxx)
+        /// <param name="always">Mark the requirement weak even when <paramref name="libstdcxx"/> defines it (harmless: no relocation uses it).</param>
+        public static FixOutcome Apply(string path, Libstdcxx? libstdcxx, bool always = false)
         {
             byte[] image;
             ElfVersionNeeds needs;
@@ -211,7 +251,7 @@ namespace TorchTrials.Gpu.Native
             if (libstdcxx is null)
                 return new FixOutcome(false, true, $"TorchTrials: no libstdc++.so.6 found on this machine; TorchSharp needs it (install the libstdc++6 package).");
 
-            var missing = cxxNeeds.Where(e => !e.Weak && !libstdcxx.Defines(e.Version)).Select(e => e.Version).ToList();
+            var missing = cxxNeeds.Where(e => !e.Weak && (!libstdcxx.Defines(e.Version) || (always && e.Version == MissingVersion))).Select(e => e.Version).ToList();
             if (missing.Count == 0)
                 return new FixOutcome(false, false, $"TorchTrials: {path} needs nothing that {libstdcxx.Path} lacks; left as shipped.");
 
@@ -226,7 +266,8 @@ namespace TorchTrials.Gpu.Native
             // A new inode, so a hard link into the package cache (if any) is never written through.
             File.Delete(path);
             File.Move(temp, path);
-            return new FixOutcome(true, false, $"TorchTrials: marked {MissingVersion} weak in {path} ({libstdcxx.Path} lacks it; no relocation uses it).");
+            var why = libstdcxx.Defines(MissingVersion) ? "so that it also loads where libstdc++ lacks it" : $"{libstdcxx.Path} lacks it";
+            return new FixOutcome(true, false, $"TorchTrials: marked {MissingVersion} weak in {path} ({why}; no relocation uses it).");
         }
     }
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Spectre.Console;
 using TorchTrials.Cli.Commands;
+using TorchTrials.Gpu.Native;
 using TorchTrials.Runner.Store;
 
 namespace TorchTrials.Cli;
@@ -55,6 +56,13 @@ public static class CliApp
             // Owned by another process, damaged, already there: the experiment cannot be opened as asked, and nothing was changed.
             console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
             return ExitCodes.BadInput;
+        }
+        catch (NativeRuntimeException e)
+        {
+            // Its message is the cause and the fix in one line; TorchSharp's load trace (if any) is its inner exception.
+            console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+            if (Environment.GetEnvironmentVariable("TORCHTRIALS_DEBUG") is not null) console.WriteException(e);
+            return ExitCodes.RunFailed;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using TorchTrials.Gpu;
 using TorchTrials.Gpu.Cuda;
+using TorchTrials.Gpu.Native;
 using TorchTrials.Runner.Callbacks;
 using TorchTrials.Runner.Execution;
 using TorchTrials.Runner.Loggers;
@@ -185,6 +186,8 @@ public sealed class Tuner
     private Tuner(string trainable, SearchSpace? paramSpace, TuneConfig? tuneConfig, RunConfig? runConfig, TrainableRegistry? registry,
         ILoggerFactory? loggerFactory, string? restorePath, ResumeOptions? resume)
     {
+        // A native runtime that cannot load fails here, in one line naming the cause and the fix, not later on a trial's thread.
+        NativeRuntime.EnsureLoaded();
         _registry = registry ?? TrainableRegistry.CreateDefault();
         if (!_registry.Contains(trainable))
             throw new ArgumentException($"unknown trainable '{trainable}' (registered: {string.Join(", ", _registry.Entries.Select(e => e.Name).Order(StringComparer.Ordinal))}){DidYouMean.Suggest(trainable, _registry.Entries.Select(e => e.Name))}", nameof(trainable));

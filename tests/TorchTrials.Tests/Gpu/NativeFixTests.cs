@@ -12,7 +12,7 @@ public class NativeFixTests : IDisposable
         if (Directory.Exists(_dir)) Directory.Delete(_dir, true);
     }
 
-    private static string ShippedLibrary()
+    internal static string ShippedLibrary()
     {
         var home = Environment.GetEnvironmentVariable("NUGET_PACKAGES") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
         return Path.Combine(home, "torchsharp", "0.107.0", "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
@@ -57,6 +57,25 @@ public class NativeFixTests : IDisposable
         }
         Assert.False(second.Changed);
         Assert.False(ElfVersionNeeds.Read(before).Entries.Single(e => e.Version == LibTorchSharpFix.MissingVersion).Weak);
+    }
+
+    [Fact]
+    public void Always_marks_the_requirement_weak_in_a_copy_whatever_this_machines_libstdcxx_has()
+    {
+        // Given a copy of the shipped shim (the tool package patches its copy so it loads on machines older than the packer's)
+        var shipped = ShippedLibrary();
+        if (!File.Exists(shipped)) return;
+        Directory.CreateDirectory(_dir);
+        var copy = Path.Combine(_dir, "libLibTorchSharp.so");
+        File.Copy(shipped, copy);
+
+        // When the fix is applied with always
+        var outcome = LibTorchSharpFix.Apply(copy, Libstdcxx.Locate(), always: true);
+
+        // Then the GLIBCXX_3.4.32 need is weak and nothing else changed
+        Assert.True(outcome.Changed);
+        Assert.True(ElfVersionNeeds.Read(File.ReadAllBytes(copy)).Entries.Single(e => e.Version == LibTorchSharpFix.MissingVersion).Weak);
+        Assert.Equal(1, File.ReadAllBytes(shipped).Zip(File.ReadAllBytes(copy)).Count(p => p.First != p.Second));
     }
 
     [Fact]
