@@ -17,6 +17,7 @@ IBenchmark[] all =
     new CheckpointBenchmark(),
     new ConcurrencyBenchmark(),
     new SearchOverheadBenchmark(),
+    new TpeCostBenchmark(),
     new SearchQualityBenchmark(),
     new EarlyStoppingBenchmark(EarlyStoppingBenchmark.Space.Narrow),
     new EarlyStoppingBenchmark(EarlyStoppingBenchmark.Space.Wide),
