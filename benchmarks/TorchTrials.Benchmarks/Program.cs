@@ -18,6 +18,7 @@ IBenchmark[] all =
     new ConcurrencyBenchmark(),
     new SearchOverheadBenchmark(),
     new TpeCostBenchmark(),
+    new ParzenKernelBenchmark(),
     new SearchQualityBenchmark(),
     new EarlyStoppingBenchmark(EarlyStoppingBenchmark.Space.Narrow),
     new EarlyStoppingBenchmark(EarlyStoppingBenchmark.Space.Wide),
