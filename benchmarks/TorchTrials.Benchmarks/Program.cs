@@ -17,6 +17,8 @@ IBenchmark[] all =
     new CheckpointBenchmark(),
     new ConcurrencyBenchmark(),
     new SearchOverheadBenchmark(),
+    new TpeCostBenchmark(),
+    new ParzenKernelBenchmark(),
     new SearchQualityBenchmark(),
     new EarlyStoppingBenchmark(EarlyStoppingBenchmark.Space.Narrow),
     new EarlyStoppingBenchmark(EarlyStoppingBenchmark.Space.Wide),

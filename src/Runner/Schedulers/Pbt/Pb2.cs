@@ -57,24 +57,25 @@ public sealed record Pb2Options : MetricSchedulerOptions
 /// pb2_utils.py): PBT's schedule, quantiles, checkpoints and exploit unchanged, with explore replaced by a GP-bandit
 /// choice of bounded continuous hyperparameters.
 /// <para>
-/// At every perturbation step PB2 records (trial, time, hyperparameters, signed reward). To explore, it takes, per trial
-/// and unchanged hyperparameters, the reward change between consecutive records divided by the time between them (the
-/// last 1000 such changes; with 200 or more, the window length maximising the GP likelihood), and models it with a
+/// At every perturbation step PB2 records (trial, time, hyperparameters, signed reward). To explore, it takes, per
+/// trial and unchanged hyperparameters, the reward change between consecutive records divided by the time between them
+/// (the last 1000 such changes; with 200 or more, the window length maximising the GP likelihood), and models it with a
 /// time-varying GP (<see cref="TimeVaryingGp"/>) over [time, reward before, hyperparameters], normalised as Ray does
 /// (time and reward by their observed range, hyperparameters by their bounds, the changes standardised and clipped to
-/// ±2). The donor's latest time and reward are held fixed, and the hyperparameters maximising UCB (mean + sqrt(beta_t) *
-/// standard deviation, beta_t = 0.2 + max(0, log(0.4 t)), t the number of observations) are chosen; configurations already handed
-/// out in the same round join a second GP with label 0, lowering the uncertainty there so one round does not pick the same
-/// point twice. The recipient then gets a record at the donor's time and reward under its new hyperparameters, so its
-/// next change is measured from the copied state. A donor with no measurable change yet is copied unchanged.
+/// ±2). The donor's latest time and reward are held fixed, and the hyperparameters maximising UCB (mean plus sqrt(beta_t)
+/// times the standard deviation, beta_t = 0.2 + max(0, log(0.4 t)), t the number of observations) are chosen, as Ray's
+/// optimize_acq chooses them: a bounded quasi-Newton search (L-BFGS-B in Ray, MathNet's BFGS-B here) from 10 random
+/// starts in the box; configurations already handed out in the same round join a second GP with label 0, lowering the
+/// uncertainty there so one round does not pick the same point twice. The recipient then gets a record at the donor's
+/// time and reward under its new hyperparameters, so its next change is measured from the copied state. A donor with no
+/// measurable change yet is copied unchanged.
 /// </para>
 /// <para>
-/// Differences from Ray: UCB adds sqrt(beta_t) times the posterior standard deviation, as the paper's GP-UCB does, where
-/// Ray's pb2_utils.UCB adds sqrt(beta_t) times the variance (see <see cref="Pb2Selection.Ucb"/>); the GP is this
-/// project's (see <see cref="TimeVaryingGp"/>), and the acquisition is maximised by projected gradient ascent from Ray's
-/// 10 random starts instead of L-BFGS-B; a hyperparameter missing from a new
-/// trial's config is drawn uniformly from its bounds (Ray's PBT treats the [low, high] pair as a two-value list and
-/// picks one end); values stay doubles (Ray casts them to float32), and whole-number values stay whole.
+/// Differences from Ray: UCB adds sqrt(beta_t) times the posterior standard deviation, as the paper's GP-UCB does,
+/// where Ray's pb2_utils.UCB adds sqrt(beta_t) times the variance (see <see cref="Pb2Selection.Ucb"/>); the GP is this
+/// project's (see <see cref="TimeVaryingGp"/>); a hyperparameter missing from a new trial's config is drawn uniformly
+/// from its bounds (Ray's PBT treats the [low, high] pair as a two-value list and picks one end); values stay doubles
+/// (Ray casts them to float32), and whole-number values stay whole.
 /// </para>
 /// </summary>
 public sealed class Pb2 : PopulationBasedTraining

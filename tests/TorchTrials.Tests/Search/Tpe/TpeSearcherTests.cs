@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using TorchTrials.Benchmarks;
 using TorchTrials.Runner;
 using TorchTrials.Runner.Search;
 using TorchTrials.Trainables;
@@ -11,6 +12,24 @@ public class TpeSearcherTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const int Seeds = 10;
     private const int Evaluations = 100;
+
+    [Fact]
+    public void Suggestions_after_2000_observations_stay_inside_every_domain()
+    {
+        // The speed of this case is measured by the tpe-cost benchmark; here only its suggestions' validity.
+        var tpe = new TpeSearcher("loss", MetricMode.Min, new TpeOptions { Seed = 1 });
+        Assert.True(tpe.SetSearchProperties(null, null, TpeCostBenchmark.Space()));
+        TpeCostBenchmark.AddObservations(tpe, new SearchRandom(2), 2000);
+        Assert.Equal(2000, tpe.ObservationCount);
+        for (int i = 0; i < 20; i++)
+        {
+            var config = tpe.Suggest($"t{i}").Config!;
+            Assert.InRange(config.GetDouble("a"), 0, 1);
+            Assert.InRange(config.GetDouble("b"), -5, 5);
+            Assert.InRange(config.GetDouble("c"), 1e-5, 1);
+            Assert.InRange(config.GetDouble("d"), 0, 100);
+        }
+    }
 
     [Fact]
     public void The_startup_trials_are_random_search_and_tpe_takes_over_after_them()

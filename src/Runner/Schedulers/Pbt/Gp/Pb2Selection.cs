@@ -11,6 +11,7 @@ internal static class Pb2Selection
 {
     private const int MaxRows = 1000;
     private const int MinSelectLength = 200;
+    private const int MaxAcquisitionIterations = 200;
 
     /// <summary>
     /// The GP's training set: for each row, the reward change since the previous row of the same trial with the same
@@ -89,46 +90,27 @@ internal static class Pb2Selection
     public static double Beta(int observations) => 0.2 + Math.Max(0, Math.Log(0.4 * observations));
 
     /// <summary>
-    /// Ray's optimize_acq: 10 random starts in the unit box, each improved by a bounded local optimiser (projected gradient
-    /// ascent with backtracking here, L-BFGS-B in Ray, at most 200 iterations), keeping the best.
+    /// Ray's optimize_acq: 10 random starts in the unit box, each improved by a bounded quasi-Newton minimiser of -UCB
+    /// (MathNet's BFGS-B, see <see cref="Minimizers"/>; scipy's L-BFGS-B in Ray), at most 200 iterations, keeping the
+    /// best. The gradient is the GP's exact one, where Ray lets scipy take finite differences.
     /// </summary>
     public static double[] OptimizeAcquisition(TimeVaryingGp m, TimeVaryingGp m1, double[] fixedPoint, int dimensions, Random random)
     {
         double[] best = Array.Empty<double>();
         double bestValue = double.NegativeInfinity;
         var gradient = new double[dimensions];
-        var trialGradient = new double[dimensions];
         for (int start = 0; start < 10; start++)
         {
-            var x = Enumerable.Range(0, dimensions).Select(_ => random.NextDouble()).ToArray();
-            double value = Ucb(m, m1, fixedPoint, x, gradient);
-            double step = 1;
-            for (int iteration = 0; iteration < 200 && step > 1e-10; iteration++)
+            var x0 = Enumerable.Range(0, dimensions).Select(_ => random.NextDouble()).ToArray();
+            var x = Minimizers.BfgsB(point =>
             {
-                var candidate = x.Select((v, i) => Math.Clamp(v + step * gradient[i], 0, 1)).ToArray();
-                double moved = 0, ascent = 0;
-                for (int i = 0; i < dimensions; i++)
-                {
-                    moved += Math.Abs(candidate[i] - x[i]);
-                    ascent += gradient[i] * (candidate[i] - x[i]);
-                }
-                if (moved < 1e-12) break;
-                double candidateValue = Ucb(m, m1, fixedPoint, candidate, trialGradient);
-                if (candidateValue >= value + 1e-4 * ascent)
-                {
-                    x = candidate;
-                    value = candidateValue;
-                    Array.Copy(trialGradient, gradient, dimensions);
-                    step *= 2;
-                }
-                else
-                {
-                    step /= 2;
-                }
-            }
-            if (value > bestValue)
+                double value = Ucb(m, m1, fixedPoint, point, gradient);
+                return (-value, gradient.Select(g => -g).ToArray());
+            }, x0, 0, 1, MaxAcquisitionIterations);
+            double found = Ucb(m, m1, fixedPoint, x, gradient);
+            if (found > bestValue)
             {
-                bestValue = value;
+                bestValue = found;
                 best = x;
             }
         }

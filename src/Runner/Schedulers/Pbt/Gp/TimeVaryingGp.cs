@@ -1,3 +1,6 @@
+using MathNet.Numerics.LinearAlgebra;
+using MathNet.Numerics.LinearAlgebra.Factorization;
+
 namespace TorchTrials.Runner.Schedulers;
 
 /// <summary>
@@ -6,9 +9,9 @@ namespace TorchTrials.Runner.Schedulers;
 /// [time, features...] and
 /// <c>k(a, b) = variance * exp(-|a[1:] - b[1:]|² / lengthscale) * (1 - epsilon)^(|a[0] - b[0]| / 2)</c>, epsilon capped at
 /// 0.5, plus Gaussian noise. Hyperparameters are fitted by maximising the log marginal likelihood (as GPy's
-/// <c>optimize()</c>) from variance 1, lengthscale 1, epsilon 0.1, noise 1, with exact gradients and BFGS in
-/// log / logit coordinates, which keeps variance, lengthscale and noise positive and epsilon in (0, 0.5). Ray's
-/// TV_SquaredExp leaves them unconstrained and its hand-written gradients do not match its kernel (the lengthscale
+/// <c>optimize()</c>) from variance 1, lengthscale 1, epsilon 0.1, noise 1, with exact gradients and MathNet's BFGS
+/// (<see cref="Minimizers"/>) in log / logit coordinates, which keeps variance, lengthscale and noise positive and
+/// epsilon in (0, 0.5). Ray's TV_SquaredExp leaves them unconstrained and its hand-written gradients do not match its kernel (the lengthscale
 /// enters them squared), so GPy follows the wrong slope there; this fits the kernel as it is written.
 /// </summary>
 internal sealed class TimeVaryingGp
@@ -16,17 +19,17 @@ internal sealed class TimeVaryingGp
     private const double MaxEpsilon = 0.5;
     private const int MaxIterations = 100;
     private readonly double[][] _x;
-    private readonly double[] _y;
     private readonly int _n;
     private readonly double[] _squared;
     private readonly double[] _timeDistance;
-    private double[] _l = Array.Empty<double>();
-    private double[] _alpha = Array.Empty<double>();
+    private readonly Vector<double> _y;
+    private Cholesky<double>? _l;
+    private Vector<double> _alpha = Vector<double>.Build.Dense(0);
 
     private TimeVaryingGp(double[][] x, double[] y)
     {
         _x = x;
-        _y = y;
+        _y = Vector<double>.Build.DenseOfArray(y);
         _n = y.Length;
         // The distances do not depend on the hyperparameters: computed once per data set.
         _squared = new double[_n * _n];
@@ -60,7 +63,7 @@ internal sealed class TimeVaryingGp
     {
         var gp = new TimeVaryingGp(x, y);
         var start = new[] { Math.Log(gp.Variance), Math.Log(gp.Lengthscale), Logit(gp.Epsilon / MaxEpsilon), Math.Log(gp.NoiseVariance) };
-        var best = Bfgs.Minimize(gp.NegativeLogLikelihood, start, MaxIterations);
+        var best = Minimizers.Bfgs(gp.NegativeLogLikelihood, start, MaxIterations);
         gp.SetParameters(best);
         if (!gp.Refresh())
         {
@@ -86,8 +89,7 @@ internal sealed class TimeVaryingGp
     public (double Mean, double Variance) Predict(ReadOnlySpan<double> x)
     {
         var k = CrossCovariance(x);
-        var v = Cholesky.SolveLower(_l, k);
-        return (Cholesky.Dot(k, _alpha), Variance - Cholesky.Dot(v, v) + NoiseVariance);
+        return (k.DotProduct(_alpha), Variance - k.DotProduct(_l!.Solve(k)) + NoiseVariance);
     }
 
     /// <summary>
@@ -97,7 +99,7 @@ internal sealed class TimeVaryingGp
     public (double Mean, double Variance) PredictWithGradient(ReadOnlySpan<double> x, int firstFree, Span<double> meanGradient, Span<double> varianceGradient)
     {
         var k = CrossCovariance(x);
-        var kInvK = Cholesky.Solve(_l, k);
+        var kInvK = _l!.Solve(k);
         meanGradient.Clear();
         varianceGradient.Clear();
         for (int i = 0; i < _n; i++)
@@ -109,13 +111,13 @@ internal sealed class TimeVaryingGp
                 varianceGradient[j - firstFree] -= 2 * kInvK[i] * dk;
             }
         }
-        return (Cholesky.Dot(k, _alpha), Variance - Cholesky.Dot(k, kInvK) + NoiseVariance);
+        return (k.DotProduct(_alpha), Variance - k.DotProduct(kInvK) + NoiseVariance);
     }
 
-    private double[] CrossCovariance(ReadOnlySpan<double> x)
+    private Vector<double> CrossCovariance(ReadOnlySpan<double> x)
     {
         double logDecay = 0.5 * Math.Log(1 - Math.Min(Epsilon, MaxEpsilon));
-        var k = new double[_n];
+        var k = Vector<double>.Build.Dense(_n);
         for (int i = 0; i < _n; i++)
         {
             var row = _x[i];
@@ -137,16 +139,16 @@ internal sealed class TimeVaryingGp
     private bool Refresh()
     {
         var ky = Covariance(Variance, Lengthscale, Math.Min(Epsilon, MaxEpsilon), NoiseVariance);
-        var l = Cholesky.DecomposeWithJitter(ky, _n);
+        var l = Jitchol.Decompose(ky);
         if (l is null) return false;
         _l = l;
-        _alpha = Cholesky.Solve(l, _y);
-        LogLikelihood = -0.5 * Cholesky.Dot(_y, _alpha) - 0.5 * Cholesky.LogDeterminant(l, _n) - 0.5 * _n * Math.Log(2 * Math.PI);
+        _alpha = l.Solve(_y);
+        LogLikelihood = -0.5 * _y.DotProduct(_alpha) - 0.5 * l.DeterminantLn - 0.5 * _n * Math.Log(2 * Math.PI);
         return true;
     }
 
-    /// <summary>K + noise I as a flat row-major matrix.</summary>
-    private double[] Covariance(double variance, double lengthscale, double epsilon, double noise)
+    /// <summary>K + noise I (symmetric, so its flat storage reads the same by rows and by columns).</summary>
+    private Matrix<double> Covariance(double variance, double lengthscale, double epsilon, double noise)
     {
         double logDecay = 0.5 * Math.Log(1 - epsilon);
         var k = new double[_n * _n];
@@ -159,7 +161,7 @@ internal sealed class TimeVaryingGp
             }
             k[i * _n + i] = variance + noise;
         }
-        return k;
+        return Matrix<double>.Build.Dense(_n, _n, k);
     }
 
     /// <summary>The hyperparameters in the optimiser's coordinates: log variance, log lengthscale, logit(epsilon / 0.5), log noise.</summary>
@@ -176,11 +178,13 @@ internal sealed class TimeVaryingGp
         if (!double.IsFinite(variance) || !double.IsFinite(lengthscale) || !double.IsFinite(noise) || lengthscale <= 0) return failed;
 
         var ky = Covariance(variance, lengthscale, epsilon, noise);
-        var l = Cholesky.TryDecompose(ky, _n);
+        var l = Jitchol.TryDecompose(ky);
         if (l is null) return failed;
-        var alpha = Cholesky.Solve(l, _y);
-        var inverse = Cholesky.Inverse(l, _n);
-        double value = 0.5 * Cholesky.Dot(_y, alpha) + 0.5 * Cholesky.LogDeterminant(l, _n) + 0.5 * _n * Math.Log(2 * Math.PI);
+        var alpha = l.Solve(_y);
+        // Both are symmetric, so their column-major storage indexes as row-major.
+        var inverse = l.Solve(Matrix<double>.Build.DenseIdentity(_n)).AsColumnMajorArray();
+        var kernels = ky.AsColumnMajorArray();
+        double value = 0.5 * _y.DotProduct(alpha) + 0.5 * l.DeterminantLn + 0.5 * _n * Math.Log(2 * Math.PI);
 
         // d(-log p)/dθ = 0.5 tr((K⁻¹ - α αᵀ) dK/dθ), with dK/dlog v = K, dK/dlog l = K ∘ D²/l, dK/dε = -K ∘ T / (2 (1 - ε)).
         double dVariance = 0, dLengthscale = 0, dEpsilon = 0, dNoise = 0;
@@ -190,12 +194,13 @@ internal sealed class TimeVaryingGp
             {
                 int at = i * _n + j;
                 double w = inverse[at] - alpha[i] * alpha[j];
-                double kernel = i == j ? variance : ky[at];
+                double kernel = i == j ? variance : kernels[at];
                 dVariance += w * kernel;
                 dLengthscale += w * kernel * _squared[at] / lengthscale;
                 dEpsilon += w * kernel * -0.5 * _timeDistance[at] / (1 - epsilon);
             }
-            dNoise += (inverse[i * _n + i] - alpha[i] * alpha[i]) * noise;
+            // Below the 1e-9 floor the noise no longer moves with p[3]: a zero slope there lets the minimiser see it is done.
+            if (Math.Exp(p[3]) > 1e-9) dNoise += (inverse[i * _n + i] - alpha[i] * alpha[i]) * noise;
         }
         double dEpsilonDu = epsilon * (1 - sigmoid);
         return (value, new[] { 0.5 * dVariance, 0.5 * dLengthscale, 0.5 * dEpsilon * dEpsilonDu, 0.5 * dNoise });
