@@ -21,7 +21,7 @@ namespace TorchTrials.Tests.Runner;
 public class DurabilityTests
 {
     private static Trial Fake(int stopAt, int checkpointFreq = 0, int? keep = null, int maxFailures = 0) =>
-        new("__fake", stop: Stop.At(stopAt), checkpoint: new CheckpointConfig { Frequency = checkpointFreq, KeepNum = keep }, maxFailures: maxFailures);
+        new("__fake", stop: Stop.At(stopAt), checkpoint: new CheckpointConfig { Frequency = checkpointFreq, NumToKeep = keep }, maxFailures: maxFailures);
 
     /// <summary>An inline controller on a SQLite store that commits only when told (no periodic commit).</summary>
     private static TrialController Controller(string dir, SqliteExperimentStore store, TrainableRegistry? registry = null, IEnumerable<ITrialCallback>? callbacks = null)
