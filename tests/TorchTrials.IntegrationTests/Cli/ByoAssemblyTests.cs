@@ -1,6 +1,5 @@
 using Spectre.Console.Testing;
 using TorchTrials.Cli;
-using TorchTrials.Runner;
 using TorchTrials.Runner.Results;
 
 namespace TorchTrials.IntegrationTests.Cli;
