@@ -22,7 +22,7 @@ var tuner = new Tuner(
     {
         Name = $"quickstart-{DateTime.Now:yyyyMMdd-HHmmss}",
         StoragePath = Path.Combine(Path.GetTempPath(), "torchtrials-quickstart"),
-        Stop = new Dictionary<string, double> { ["training_iteration"] = 10 },
+        Stop = Stop.AfterIterations(10),
         ResourcesPerTrial = new Resources(cpu: 1),
         Checkpoint = new CheckpointConfig { AtEnd = true },
     });

@@ -203,7 +203,7 @@ public sealed class EarlyStoppingBenchmark(EarlyStoppingBenchmark.Space space = 
                 StoragePath = options.WorkDirectory,
                 Quiet = true,
                 Name = $"{(useAsha ? "asha" : "fifo")}-{seed}-{Guid.NewGuid().ToString("N")[..6]}",
-                Stop = new Dictionary<string, double> { [TrialResult.TrainingIterationKey] = maxT },
+                Stop = Stop.AfterIterations(maxT),
                 ResourcesPerTrial = new Resources(cpu: 1),
                 Inventory = DeviceInventory.Simulated(Environment.ProcessorCount),
                 Loggers = TrialFileOptions.None,

@@ -22,7 +22,7 @@ internal static class Runs
                 StoragePath = options.WorkDirectory,
                 Quiet = true,
                 Name = $"{trainable}-{Guid.NewGuid().ToString("N")[..8]}",
-                Stop = new Dictionary<string, double> { [TrialResult.TrainingIterationKey] = iterations },
+                Stop = Stop.AfterIterations(iterations),
                 ResourcesPerTrial = new Resources(cpu: cpu),
                 Inventory = inventory,
                 Loggers = loggers,

@@ -39,6 +39,20 @@ public sealed record TrialSummary
     public string? Error { get; init; }
     public string? ErrorFile { get; init; }
 
+    /// <summary>
+    /// Loads the trial's checkpoint at <see cref="CheckpointPath"/> (its best kept one on disk) into <paramref name="model"/>
+    /// in place, and into <paramref name="optimizer"/> when given (<see cref="Checkpoint.LoadInto"/>); returns the model:
+    /// <c>using var model = grid.GetBestResult().LoadCheckpointInto(BuildModel(best.Config));</c>. Throws when the trial saved
+    /// no checkpoint to disk, or when the model is not built as the trial's was.
+    /// </summary>
+    public TModel LoadCheckpointInto<TModel>(TModel model, TorchSharp.torch.optim.Optimizer? optimizer = null) where TModel : TorchSharp.torch.nn.Module
+    {
+        if (CheckpointPath is null)
+            throw new InvalidOperationException($"trial {TrialId} has no checkpoint on disk: set RunConfig.Checkpoint = new CheckpointConfig {{ AtEnd = true }} (spec: checkpoint: {{at_end: true}})");
+        using var checkpoint = PersistentCheckpoint.Open(CheckpointPath);
+        return checkpoint.LoadInto(model, optimizer);
+    }
+
     /// <summary>Who stopped a terminated trial before its own criteria (see <see cref="Trial.StoppedBy"/>); null otherwise.</summary>
     public string? StoppedBy { get; init; }
     public int NumFailures { get; init; }

@@ -278,11 +278,17 @@ public sealed class SweepPlan
     {
         if (r is null) return CheckpointConfig.None;
         var storage = r.String("storage", "disk", new[] { "disk", "memory" });
+        // The spec once called it keep; it is num_to_keep now, as in Ray and CheckpointConfig.NumToKeep.
+        if (r.Has("keep"))
+        {
+            r.Raw("keep");
+            r.Error("keep", "unknown key (did you mean 'num_to_keep'?)");
+        }
         var config = new CheckpointConfig
         {
             Frequency = r.Int("frequency", 0, min: 0) ?? 0,
             AtEnd = r.Bool("at_end", false) ?? false,
-            KeepNum = r.Int("keep", null, min: 1),
+            NumToKeep = r.Int("num_to_keep", null, min: 1),
             ScoreAttribute = r.String("score_attribute", TrialResult.TrainingIterationKey)!,
             Storage = storage == "memory" ? CheckpointStorage.Memory : CheckpointStorage.Persistent,
         };

@@ -102,7 +102,7 @@ public static class TrialStateCodec
             w.WriteStartObject("checkpoint");
             w.WriteNumber("frequency", trial.Checkpointing.Frequency);
             w.WriteBoolean("at_end", trial.Checkpointing.AtEnd);
-            if (trial.Checkpointing.KeepNum is { } keep) w.WriteNumber("keep", keep);
+            if (trial.Checkpointing.NumToKeep is { } keep) w.WriteNumber("keep", keep);
             else w.WriteNull("keep");
             w.WriteString("score_attribute", trial.Checkpointing.ScoreAttribute);
             w.WriteString("storage", trial.Checkpointing.Storage.ToString());
@@ -168,7 +168,7 @@ public static class TrialStateCodec
         {
             Frequency = ck["frequency"]?.GetValue<int>() ?? 0,
             AtEnd = ck["at_end"]?.GetValue<bool>() ?? false,
-            KeepNum = ck["keep"]?.GetValue<int?>(),
+            NumToKeep = ck["keep"]?.GetValue<int?>(),
             ScoreAttribute = ck["score_attribute"]?.GetValue<string>() ?? TrialResult.TrainingIterationKey,
             Storage = Enum.Parse<CheckpointStorage>(ck["storage"]?.GetValue<string>() ?? nameof(CheckpointStorage.Persistent)),
         };

@@ -24,8 +24,8 @@ public sealed record CheckpointConfig
     /// <summary>Save when the trial finishes.</summary>
     public bool AtEnd { get; init; }
 
-    /// <summary>How many saved checkpoints to keep (best by <see cref="ScoreAttribute"/>); null keeps all.</summary>
-    public int? KeepNum { get; init; }
+    /// <summary>How many saved checkpoints to keep (best by <see cref="ScoreAttribute"/>); null keeps all (Ray's num_to_keep; spec <c>num_to_keep</c>).</summary>
+    public int? NumToKeep { get; init; }
 
     /// <summary>Result key ranking checkpoints for retention; prefix "min-" to prefer small values.</summary>
     public string ScoreAttribute { get; init; } = TrialResult.TrainingIterationKey;
@@ -39,7 +39,7 @@ public sealed record CheckpointConfig
     public CheckpointConfig Validate()
     {
         if (Frequency < 0) throw new ArgumentOutOfRangeException(nameof(Frequency), $"CheckpointConfig.Frequency must be 0 or more, got {Frequency}");
-        if (KeepNum is < 1) throw new ArgumentOutOfRangeException(nameof(KeepNum), $"CheckpointConfig.KeepNum must be at least 1, got {KeepNum}");
+        if (NumToKeep is < 1) throw new ArgumentOutOfRangeException(nameof(NumToKeep), $"CheckpointConfig.NumToKeep must be at least 1, got {NumToKeep}");
         if (string.IsNullOrWhiteSpace(ScoreAttribute)) throw new ArgumentException("CheckpointConfig.ScoreAttribute must not be empty", nameof(ScoreAttribute));
         return this;
     }
@@ -82,7 +82,7 @@ public sealed class Trial
         RestorePath = restorePath;
         ExperimentTag = experimentTag;
         EvaluatedParams = (evaluatedParams ?? new Dictionary<string, object?>()).ToImmutableDictionary(StringComparer.Ordinal);
-        Checkpoints = new CheckpointManager(Checkpointing.KeepNum, Checkpointing.ScoreAttribute);
+        Checkpoints = new CheckpointManager(Checkpointing.NumToKeep, Checkpointing.ScoreAttribute);
         if (restorePath is not null)
         {
             var external = PersistentCheckpoint.Open(restorePath);

@@ -26,6 +26,31 @@ public abstract class Checkpoint : IDisposable
     /// <summary>The state on <paramref name="device"/>; the caller owns the returned snapshot.</summary>
     public abstract TrainableState LoadState(Device device);
 
+    /// <summary>
+    /// Copies the checkpoint's model tensors (named "model.NAME" as <see cref="TrainableState.Capture(nn.Module?, optim.Optimizer?, System.Text.Json.Nodes.JsonObject?)"/>
+    /// names them) into <paramref name="model"/> in place, on the model's device, and the optimizer's state into
+    /// <paramref name="optimizer"/> when one is given; returns <paramref name="model"/>. The model must be built as the
+    /// trial built it: a tensor missing on either side, or of another shape, is an error naming it.
+    /// </summary>
+    public TModel LoadInto<TModel>(TModel model, optim.Optimizer? optimizer = null) where TModel : nn.Module
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var live = TrainableState.ModelTensors(model);
+        using var state = LoadState(live.Count > 0 ? live[0].Value.device : CPU);
+        foreach (var (name, tensor) in live)
+        {
+            if (!state.TryGetTensor(name, out var saved))
+                throw new InvalidOperationException($"checkpoint {this} has no tensor {name}: build the model as the trial did (same config)");
+            if (!saved.shape.SequenceEqual(tensor.shape))
+                throw new InvalidOperationException($"checkpoint {this}: {name} has shape [{string.Join(", ", saved.shape)}], the model's is [{string.Join(", ", tensor.shape)}]: build the model as the trial did (same config)");
+        }
+        var names = live.Select(t => t.Key).ToHashSet(StringComparer.Ordinal);
+        if (state.Tensors.FirstOrDefault(t => t.Key.StartsWith("model.", StringComparison.Ordinal) && !names.Contains(t.Key)).Key is { } extra)
+            throw new InvalidOperationException($"checkpoint {this} has {extra}, which the model lacks: build the model as the trial did (same config)");
+        state.RestoreInto(live, optimizer);
+        return model;
+    }
+
     /// <summary>Frees what the checkpoint holds (device memory, or its files for persistent checkpoints).</summary>
     public abstract void Delete();
 

@@ -41,7 +41,7 @@ public class KillResumeTests(ITestOutputHelper output) : IDisposable
             params: {sleep: 0.03}
             search_space: {lr: {grid: [1, 2, 3, 4]}}
             stop: {training_iteration: {{{_iterations}}}}
-            checkpoint: {frequency: 3, keep: 1}
+            checkpoint: {frequency: 3, num_to_keep: 1}
             resources_per_trial: {cpu: 1}
             """);
         return path;

@@ -69,7 +69,7 @@ public class CudaPathTests
             new RunConfig
             {
                 StoragePath = dir,
-                Stop = new Dictionary<string, double> { ["training_iteration"] = 5 },
+                Stop = Stop.AfterIterations(5),
                 ResourcesPerTrial = new Resources(cpu: 1, gpu: 0.5),
                 Loggers = TrialFileOptions.None,
             }).Fit();

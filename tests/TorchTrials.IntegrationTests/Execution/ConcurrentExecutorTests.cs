@@ -19,7 +19,7 @@ public class ConcurrentExecutorTests(ITestOutputHelper output) : IDisposable
         try { Directory.Delete(_dir, true); } catch (IOException) { }
     }
 
-    private static Dictionary<string, double> StopAt(int n) => new() { [TrialResult.TrainingIterationKey] = n };
+    private static StopCriteria StopAt(int n) => Stop.AfterIterations(n);
 
     private TrialController Controller(int cpus, TrainableRegistry registry, IEnumerable<Trial> trials, int buffer = 1, bool sqlite = true,
         CancellationToken cancel = default, IEnumerable<ITrialCallback>? callbacks = null, TimeSpan? eventWait = null)

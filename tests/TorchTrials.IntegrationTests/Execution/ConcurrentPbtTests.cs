@@ -26,7 +26,7 @@ public class ConcurrentPbtTests
             new RunConfig
             {
                 StoragePath = dir,
-                Stop = new Dictionary<string, double> { ["training_iteration"] = 16 },
+                Stop = Stop.AfterIterations(16),
                 ResourcesPerTrial = new Resources(cpu: 0.5),
                 Inventory = DeviceInventory.Simulated(2),
                 Loggers = TrialFileOptions.None,

@@ -29,7 +29,7 @@ public class FunctionLifetimeTests(ITestOutputHelper output) : IDisposable
         // Given three trials of a natural training function on two slots, and a thread collecting gen 0 in a loop
         var registry = TrainableRegistry.CreateDefault().RegisterFunction("fit", Train);
         var trials = Enumerable.Range(0, 3).Select(i => new Trial("fit", trialId: $"f{i}", resources: new Resources(cpu: 1),
-            stop: new Dictionary<string, double> { [TrialResult.TrainingIterationKey] = 200 })).ToArray();
+            stop: Stop.AfterIterations(200))).ToArray();
         var executor = new ConcurrentTrialExecutor(new DeviceSlotAllocator(DeviceInventory.Simulated(2)), registry,
             new ExecutorOptions { SpillDirectory = Path.Combine(_dir, "spill") });
         using var controller = new TrialController(executor, registry, new TrialListSearch(trials), store: new NullExperimentStore(_dir),

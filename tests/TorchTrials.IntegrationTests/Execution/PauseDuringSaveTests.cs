@@ -36,7 +36,7 @@ public class PauseDuringSaveTests : IDisposable
             var registry = TrainableRegistry.CreateDefault();
             var executor = new ConcurrentTrialExecutor(new DeviceSlotAllocator(DeviceInventory.Simulated(2)), registry,
                 new ExecutorOptions { SpillDirectory = Path.Combine(_dir, "spill") });
-            var trial = new Trial("__fake", stop: new Dictionary<string, double> { [TrialResult.TrainingIterationKey] = 6 },
+            var trial = new Trial("__fake", stop: Stop.AfterIterations(6),
                 checkpoint: new CheckpointConfig { Frequency = 2 });
             using var controller = new TrialController(executor, registry, new TrialListSearch(new[] { trial }), store: new NullExperimentStore(_dir),
                 options: new ControllerOptions { ExperimentDirectory = _dir, EventWait = TimeSpan.FromMilliseconds(50) });

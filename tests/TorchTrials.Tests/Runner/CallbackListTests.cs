@@ -21,7 +21,7 @@ public class CallbackListTests
     {
         var calls = new List<string>();
         using var h = new Harness(cpus: 1, callbacks: new ITrialCallback[] { new Recorder("a", calls), new Recorder("b", calls, throws: true), new Recorder("c", calls) });
-        h.Add(new Trial("noop", stop: Stop.At(2)));
+        h.Add(new Trial("noop", stop: Stop.AfterIterations(2)));
 
         var error = Assert.Throws<InvalidOperationException>(h.Controller.Step);
 

@@ -44,7 +44,7 @@ public class ControllerClockTests
         var clock = new ManualClock(Start);
         var recorder = new ResultRecorder();
         using var h = new Harness(cpus: 1, registry: Taking(clock, 2.5), callbacks: new[] { recorder }, clock: clock);
-        var trial = new Trial("timed", stop: Stop.At(3));
+        var trial = new Trial("timed", stop: Stop.AfterIterations(3));
         h.Add(trial);
 
         // when the trial runs three iterations,
@@ -64,7 +64,7 @@ public class ControllerClockTests
         // Given a 10 s budget and iterations of 3 s each (the budget starts at the stopper's first check, after the start),
         var clock = new ManualClock(Start);
         using var h = new Harness(cpus: 1, registry: Taking(clock, 3), stopper: new TimeoutStopper(TimeSpan.FromSeconds(10), clock), clock: clock);
-        var trial = new Trial("timed", stop: Stop.At(1000));
+        var trial = new Trial("timed", stop: Stop.AfterIterations(1000));
         h.Add(trial);
 
         h.RunToEnd();
@@ -81,7 +81,7 @@ public class ControllerClockTests
         // Given a store whose writes are committed every 500 ms (the default) and a clock that stands still,
         var clock = new ManualClock(Start);
         using var h = new Harness(cpus: 1, registry: Taking(clock, 0), sqlite: true, clock: clock);
-        h.Add(new Trial("timed", stop: Stop.At(1000)));
+        h.Add(new Trial("timed", stop: Stop.AfterIterations(1000)));
 
         // when steps run, their writes stay queued;
         for (int i = 0; i < 5; i++) h.Controller.Step();
@@ -163,7 +163,7 @@ public class ControllerClockTests
             StoragePath = dir.Path,
             Executor = ExecutorKind.Inline,
             Inventory = DeviceInventory.Simulated(1),
-            Stop = Stop.At(3),
+            Stop = Stop.AfterIterations(3),
             Loggers = TrialFileOptions.None,
             Quiet = true,
             TimeProvider = clock,

@@ -21,7 +21,7 @@ namespace TorchTrials.Tests.Runner;
 public class DurabilityTests
 {
     private static Trial Fake(int stopAt, int checkpointFreq = 0, int? keep = null, int maxFailures = 0) =>
-        new("__fake", stop: Stop.At(stopAt), checkpoint: new CheckpointConfig { Frequency = checkpointFreq, KeepNum = keep }, maxFailures: maxFailures);
+        new("__fake", stop: Stop.AfterIterations(stopAt), checkpoint: new CheckpointConfig { Frequency = checkpointFreq, NumToKeep = keep }, maxFailures: maxFailures);
 
     /// <summary>An inline controller on a SQLite store that commits only when told (no periodic commit).</summary>
     private static TrialController Controller(string dir, SqliteExperimentStore store, TrainableRegistry? registry = null, IEnumerable<ITrialCallback>? callbacks = null)
@@ -101,7 +101,7 @@ public class DurabilityTests
         }
         using var dir = new TempDir();
         var files = new TrialFileLogger();
-        var trial = new Trial("flaky", stop: Stop.At(5), maxFailures: 1);
+        var trial = new Trial("flaky", stop: Stop.AfterIterations(5), maxFailures: 1);
         using (var h = new Harness(cpus: 1, directory: dir.Path, sqlite: true, registry: registry, callbacks: new[] { files }))
         {
             // when it fails, restarts from scratch and finishes,
@@ -125,7 +125,7 @@ public class DurabilityTests
     {
         // Given a trial that fails at iteration 2 unless restored, with a checkpoint each iteration and max_failures 3,
         using var dir = new TempDir();
-        var trial = new Trial("__fake", TrialConfig.From(("mock_error", true)), stop: Stop.At(4),
+        var trial = new Trial("__fake", TrialConfig.From(("mock_error", true)), stop: Stop.AfterIterations(4),
             checkpoint: new CheckpointConfig { Frequency = 1 }, maxFailures: 3);
         using var h = new Harness(cpus: 1, directory: dir.Path, sqlite: true);
         h.Add(trial);

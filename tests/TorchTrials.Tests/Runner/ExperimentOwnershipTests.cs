@@ -16,7 +16,7 @@ public class ExperimentOwnershipTests
     {
         Name = "exp",
         StoragePath = storage,
-        Stop = Stop.At(1),
+        Stop = Stop.AfterIterations(1),
         ResourcesPerTrial = resources ?? new Resources(cpu: 1),
         Inventory = DeviceInventory.Simulated(2),
         Loggers = TrialFileOptions.None,

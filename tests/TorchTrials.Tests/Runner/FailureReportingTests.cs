@@ -17,7 +17,7 @@ public class FailureReportingTests
     {
         Name = "exp",
         StoragePath = storage,
-        Stop = Stop.At(3),
+        Stop = Stop.AfterIterations(3),
         ResourcesPerTrial = new Resources(cpu: 1),
         Inventory = DeviceInventory.Simulated(2),
         Loggers = TrialFileOptions.None,

@@ -57,7 +57,7 @@ public class PathNamesTests
             {
                 Name = "exp",
                 StoragePath = storage,
-                Stop = Stop.At(2),
+                Stop = Stop.AfterIterations(2),
                 Checkpoint = new CheckpointConfig { Frequency = 1, Storage = CheckpointStorage.Persistent },
                 ResourcesPerTrial = new Resources(cpu: 1),
                 Inventory = DeviceInventory.Simulated(2),

@@ -13,7 +13,7 @@ public class ProgressStreamTests
     // A guard against a hung test, never a measured time.
     private static readonly TimeSpan Hang = TimeSpan.FromSeconds(60);
 
-    private static Tuner Sweep(TempDir temp, TrainFunction train, int samples, Dictionary<string, double>? stop,
+    private static Tuner Sweep(TempDir temp, TrainFunction train, int samples, StopCriteria? stop,
         Action<ExperimentSnapshot>? onSnapshot = null) =>
         new(train,
             new SearchSpace { ["x"] = Domain.Uniform(0, 1) },
@@ -40,7 +40,7 @@ public class ProgressStreamTests
     {
         // Given two trials of 5 iterations each, a snapshot after every controller step
         using var temp = new TempDir();
-        var run = Sweep(temp, Count, samples: 2, Stop.At(5)).FitWithProgress();
+        var run = Sweep(temp, Count, samples: 2, Stop.AfterIterations(5)).FitWithProgress();
 
         // When the stream is read to its end
         var seen = new List<ExperimentSnapshot>();
@@ -67,7 +67,7 @@ public class ProgressStreamTests
         // Given a trial of 20 iterations, a snapshot after every controller step, and a reader that took one snapshot
         using var temp = new TempDir();
         int published = 0;
-        var run = Sweep(temp, Count, samples: 1, Stop.At(20), _ => Interlocked.Increment(ref published)).FitWithProgress();
+        var run = Sweep(temp, Count, samples: 1, Stop.AfterIterations(20), _ => Interlocked.Increment(ref published)).FitWithProgress();
         await using var reader = run.Progress.GetAsyncEnumerator(new CancellationTokenSource(Hang).Token);
         Assert.True(await reader.MoveNextAsync());
         var read = new List<ExperimentSnapshot> { reader.Current };
@@ -112,7 +112,7 @@ public class ProgressStreamTests
         // Given two trials of 5 iterations
         using var temp = new TempDir();
         using var stopReading = new CancellationTokenSource();
-        var run = Sweep(temp, Count, samples: 2, Stop.At(5)).FitWithProgress();
+        var run = Sweep(temp, Count, samples: 2, Stop.AfterIterations(5)).FitWithProgress();
 
         // When the reader cancels its enumeration at the first snapshot
         await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>

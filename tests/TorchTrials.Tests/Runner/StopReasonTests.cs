@@ -46,7 +46,7 @@ public class StopReasonTests
         using var dir = new TempDir();
         var asha = new AshaScheduler(new AshaOptions { Metric = "score", Mode = MetricMode.Max, MaxT = 16, GracePeriod = 1, ReductionFactor = 2 });
         var trials = new[] { 3, 7, 1, 8, 5, 2, 6, 4 }
-            .Select(q => new Trial("curve", TrialConfig.From(("q", (double)q)), trialId: $"q{q}", stop: Stop.At(16))).ToArray();
+            .Select(q => new Trial("curve", TrialConfig.From(("q", (double)q)), trialId: $"q{q}", stop: Stop.AfterIterations(16))).ToArray();
         using (var h = new Harness(cpus: 8, registry: Curves(), scheduler: asha, directory: dir.Path, sqlite: true))
         {
             h.Add(trials);
@@ -75,7 +75,7 @@ public class StopReasonTests
     public void A_trial_stopped_by_a_stopper_names_the_stopper()
     {
         using var dir = new TempDir();
-        var trial = new Trial("curve", TrialConfig.From(("q", 1.0)), trialId: "a", stop: Stop.At(10));
+        var trial = new Trial("curve", TrialConfig.From(("q", 1.0)), trialId: "a", stop: Stop.AfterIterations(10));
         using (var h = new Harness(cpus: 1, registry: Curves(), stopper: new MaximumIterationStopper(3), directory: dir.Path, sqlite: true))
         {
             h.Add(trial);

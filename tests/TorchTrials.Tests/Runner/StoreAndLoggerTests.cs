@@ -109,7 +109,7 @@ public class StoreAndLoggerTests
         var logger = new TrialFileLogger();
         using (var h = new Harness(cpus: 1, directory: dir.Path, callbacks: new[] { logger }))
         {
-            var trial = new Trial("__fake", TrialConfig.From(("lr", 0.1)), stop: Stop.At(3));
+            var trial = new Trial("__fake", TrialConfig.From(("lr", 0.1)), stop: Stop.AfterIterations(3));
             h.Add(trial);
             h.RunToEnd();
             logger.Dispose();

@@ -15,7 +15,7 @@ public class TrialIdTests
     {
         Name = name,
         StoragePath = storage,
-        Stop = Stop.At(1),
+        Stop = Stop.AfterIterations(1),
         Inventory = DeviceInventory.Simulated(1),
         Executor = ExecutorKind.Inline,
         Callbacks = callbacks,

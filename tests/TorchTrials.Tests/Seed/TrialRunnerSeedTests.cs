@@ -20,7 +20,7 @@ public class TrialRunnerSeedTests
     private static Trial Fake(int? stopAt = null, double cpu = 1, double gpu = 0, TrialConfig? config = null, int checkpointFreq = 0,
         bool checkpointAtEnd = false, int maxFailures = 0, string? restorePath = null, IReadOnlyDictionary<string, double>? custom = null) =>
         new("__fake", config, resources: new Resources(cpu: cpu, gpu: gpu, custom: custom),
-            stop: stopAt is { } s ? Stop.At(s) : null,
+            stop: stopAt is { } s ? Stop.AfterIterations(s) : null,
             checkpoint: new CheckpointConfig { Frequency = checkpointFreq, AtEnd = checkpointAtEnd },
             maxFailures: maxFailures, restorePath: restorePath);
 
@@ -151,7 +151,7 @@ public class TrialRunnerSeedTests
         using var h = new Harness(cpus: 4, gpus: 2, registry: registry);
         var trials = new[]
         {
-            new Trial("asdf", resources: new Resources(cpu: 1, gpu: 1), stop: Stop.At(1)),
+            new Trial("asdf", resources: new Resources(cpu: 1, gpu: 1), stop: Stop.AfterIterations(1)),
             Fake(stopAt: 1, cpu: 1, gpu: 1),
         };
         h.Add(trials);
@@ -432,7 +432,7 @@ public class TrialRunnerSeedTests
         var error = Assert.Throws<ArgumentException>(() => h.Controller.AddTrial(conflicting));
         Assert.Contains("have been automatically set", error.Message);
 
-        var helpers = new Trial("workers", TrialConfig.From(("num_cpus_per_worker", 1), ("num_workers", 2)), stop: Stop.At(1));
+        var helpers = new Trial("workers", TrialConfig.From(("num_cpus_per_worker", 1), ("num_workers", 2)), stop: Stop.AfterIterations(1));
         h.Add(helpers);
         Assert.Equal(2, helpers.Resources.ExtraCpu.ToDouble());
         Assert.Equal(2, helpers.Resources.CpuTotal.ToDouble());
@@ -444,8 +444,8 @@ public class TrialRunnerSeedTests
         var registry = TrainableRegistry.CreateDefault()
             .Register("workers", () => new FakeTrainable(), config => new Resources(cpu: 0, extraCpu: 3));
         using var h = new Harness(cpus: 4, registry: registry);
-        var a = new Trial("workers", stop: Stop.At(5));
-        var b = new Trial("workers", stop: Stop.At(5));
+        var a = new Trial("workers", stop: Stop.AfterIterations(5));
+        var b = new Trial("workers", stop: Stop.AfterIterations(5));
         h.Add(a, b);
         h.Controller.Step();
         h.Controller.Step();

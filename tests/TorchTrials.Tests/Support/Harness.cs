@@ -168,8 +168,3 @@ public sealed class RecordingScheduler : TrialSchedulerBase
 
     public override void OnTrialComplete(ITrialControl control, Trial trial, TrialResult? result) => CompletedTrials.Add(trial.Id);
 }
-
-public static class Stop
-{
-    public static Dictionary<string, double> At(int iterations) => new() { [TrialResult.TrainingIterationKey] = iterations };
-}

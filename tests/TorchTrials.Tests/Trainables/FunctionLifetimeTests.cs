@@ -20,7 +20,7 @@ public class FunctionLifetimeTests
         // Given two trials of a function written the natural way, sharing the controller's thread
         var registry = TrainableRegistry.CreateDefault().RegisterFunction("fit", LinearFit.Train);
         using var h = new Harness(cpus: 2, registry: registry);
-        var trials = Enumerable.Range(0, 2).Select(i => new Trial("fit", trialId: $"f{i}", stop: Stop.At(8))).ToArray();
+        var trials = Enumerable.Range(0, 2).Select(i => new Trial("fit", trialId: $"f{i}", stop: Stop.AfterIterations(8))).ToArray();
         h.Add(trials);
 
         // When the experiment runs to its end

@@ -30,7 +30,7 @@ public class ResultsViewTests
         var asha = new AshaScheduler(new AshaOptions { Metric = "score", Mode = MetricMode.Max, MaxT = 16, GracePeriod = 1, ReductionFactor = 2 });
         var trials = new[] { 3, 7, 1, 8, 5, 2, 6, 4 }
             .Select(q => new Trial("curve", TrialConfig.From(("q", (double)q), ("lr", 0.001 * q), ("width", 64), ("depth", 2), ("dropout", 0.05 * q), ("batch_size", 32)),
-                trialId: $"0a1b2c3d_{q:D5}", stop: Stop.At(16)))
+                trialId: $"0a1b2c3d_{q:D5}", stop: Stop.AfterIterations(16)))
             .ToArray();
         using var h = new Harness(cpus: 8, registry: Registry(), scheduler: asha, directory: directory, sqlite: true);
         h.Add(trials);
@@ -74,8 +74,8 @@ public class ResultsViewTests
     {
         using var dir = new TempDir();
         // a peaks at 0.9 and ends at 0.36; b climbs to 0.8 * (1 - e^-1.5) = 0.62: the best so far is a's, the best last result b's.
-        var a = new Trial("peak", TrialConfig.From(("q", 0.9)), trialId: "a", stop: Stop.At(4));
-        var b = new Trial("curve", TrialConfig.From(("q", 0.8)), trialId: "b", stop: Stop.At(6));
+        var a = new Trial("peak", TrialConfig.From(("q", 0.9)), trialId: "a", stop: Stop.AfterIterations(4));
+        var b = new Trial("curve", TrialConfig.From(("q", 0.8)), trialId: "b", stop: Stop.AfterIterations(6));
         var snapshots = new List<ExperimentSnapshot>();
         using var h = new Harness(cpus: 1, registry: Registry(), directory: dir.Path);
         var publisher = new SnapshotPublisher("peaks", h.Allocator, "score", MetricMode.Max, TimeSpan.Zero, snapshots.Add);

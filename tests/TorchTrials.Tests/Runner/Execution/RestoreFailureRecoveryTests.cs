@@ -12,7 +12,7 @@ public class RestoreFailureRecoveryTests
     {
         // Given a paused trial allowed one retry, whose memory checkpoint can no longer be read
         using var h = new Harness(cpus: 1);
-        var trial = new Trial("__fake", resources: new Resources(cpu: 1), stop: Stop.At(5), maxFailures: 1);
+        var trial = new Trial("__fake", resources: new Resources(cpu: 1), stop: Stop.AfterIterations(5), maxFailures: 1);
         h.Add(trial);
         h.Controller.Step(); // start
         h.Controller.Step(); // result 1

@@ -104,7 +104,7 @@ public class MedianStoppingRuleTests
         // (means 1.57 and 1.18) and its 0.79 is below: stop; q1 sees q4, q3, q2: median 1.18 > 0.39: stop.
         var registry = TrainableRegistry.CreateDefault().RegisterFunction("curve", Toys.SaturatingCurve);
         using var h = new Harness(cpus: 4, registry: registry, scheduler: Rule(grace: 2, minSamples: 2));
-        var trials = new[] { 4.0, 3, 2, 1 }.Select(q => new Trial("curve", TrialConfig.From(("q", q)), trialId: $"q{q}", stop: Stop.At(10))).ToArray();
+        var trials = new[] { 4.0, 3, 2, 1 }.Select(q => new Trial("curve", TrialConfig.From(("q", q)), trialId: $"q{q}", stop: Stop.AfterIterations(10))).ToArray();
         h.Add(trials);
 
         h.RunToEnd();

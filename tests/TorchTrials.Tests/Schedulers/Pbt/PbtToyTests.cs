@@ -15,7 +15,7 @@ public class PbtToyTests(ITestOutputHelper output)
     {
         var registry = TrainableRegistry.CreateDefault().RegisterFunction(trainable, function);
         using var h = new Harness(cpus: cpus, registry: registry, scheduler: scheduler, seed: seed);
-        var trials = configs.Select(c => new Trial(trainable, c, stop: Stop.At(iterations))).ToArray();
+        var trials = configs.Select(c => new Trial(trainable, c, stop: Stop.AfterIterations(iterations))).ToArray();
         h.Add(trials);
         h.RunToEnd(maxSteps: 100_000);
         Assert.All(trials, t => Assert.Equal(TrialStatus.Terminated, t.Status));
@@ -87,7 +87,7 @@ public class PbtHarnessTests
         });
         var trace = new TrialStatusSnapshotTaker();
         using var h = new Harness(cpus: 2, registry: registry, scheduler: pbt, callbacks: new[] { trace });
-        var trials = Enumerable.Range(0, 6).Select(i => new Trial("lr_toy", TrialConfig.From(("lr", 0.001 * (i + 1))), trialId: $"p{i}", stop: Stop.At(40))).ToArray();
+        var trials = Enumerable.Range(0, 6).Select(i => new Trial("lr_toy", TrialConfig.From(("lr", 0.001 * (i + 1))), trialId: $"p{i}", stop: Stop.AfterIterations(40))).ToArray();
         h.Add(trials);
 
         h.RunToEnd(maxSteps: 100_000);

@@ -118,7 +118,7 @@ public class ResourceChangingSchedulerTests
         var registry = TrainableRegistry.CreateDefault().RegisterFunction("curve", Toys.ResumableCurve);
         var scheduler = new ResourceChangingScheduler();
         using var h = new Harness(cpus: 4, registry: registry, scheduler: scheduler);
-        var trials = new[] { 1.0, 2.0 }.Select(q => new Trial("curve", TrialConfig.From(("q", q)), resources: new Resources(cpu: 1), stop: Stop.At(6))).ToArray();
+        var trials = new[] { 1.0, 2.0 }.Select(q => new Trial("curve", TrialConfig.From(("q", q)), resources: new Resources(cpu: 1), stop: Stop.AfterIterations(6))).ToArray();
         h.Add(trials);
 
         h.RunToEnd();

@@ -180,7 +180,7 @@ public class TpeSearcherTests(Xunit.Abstractions.ITestOutputHelper output)
         using var h = new Support.Harness(cpus: 2, search: new SearchGenerator(
             new TpeSearcher(options: new TpeOptions { Seed = 2, StartupTrials = 3 }),
             new SearchSpace { ["value"] = Domain.Uniform(0, 1) },
-            new TrialTemplate { TrainableName = "__fake", Stop = Support.Stop.At(1) },
+            new TrialTemplate { TrainableName = "__fake", Stop = Stop.AfterIterations(1) },
             numSamples: 6,
             new SearchGeneratorOptions { Metric = "episode_reward_mean", Mode = MetricMode.Max }));
         h.RunToEnd();
