@@ -6,6 +6,7 @@ using TorchTrials.Runner.Execution;
 using TorchTrials.Runner.Search;
 using TorchTrials.Runner.Store;
 using TorchTrials.Trainables;
+using TorchTrials.Trainables.Checkpoints;
 using Xunit.Abstractions;
 
 namespace TorchTrials.IntegrationTests.Execution;
@@ -146,13 +147,14 @@ public class ConcurrentExecutorTests(ITestOutputHelper output) : IDisposable
         var trialList = Enumerable.Range(0, 6)
             .Select(i => new Trial("__fake", config, $"c{i}", new Resources(cpu: 1), StopAt(20), new CheckpointConfig { Frequency = 5 }))
             .ToList();
+        // Cancelled when the first checkpoint is recorded (not after a fixed time: on a loaded machine the first trials
+        // may not reach their first checkpoint in any fixed time, and then nothing would be left to resume from).
         using var cancel = new CancellationTokenSource();
-        using (var controller = Controller(2, registry, trialList))
+        var canceller = new CancelOnFirstCheckpoint(cancel);
+        using (var controller = Controller(2, registry, trialList, callbacks: [canceller]))
         {
-            var clock = Stopwatch.StartNew();
-            cancel.CancelAfter(TimeSpan.FromMilliseconds(1500));
             controller.Run(cancel.Token);
-            output.WriteLine($"Run returned {clock.ElapsedMilliseconds - 1500} ms after the cancellation");
+            output.WriteLine($"Run returned {canceller.SinceCancelled.ElapsedMilliseconds} ms after the cancellation");
             Assert.False(controller.IsFinished);
             Assert.Contains(controller.Trials, t => t.Status == TrialStatus.Pending);
             Assert.DoesNotContain(controller.Trials, t => t.Status == TrialStatus.Running);
@@ -173,5 +175,18 @@ public class ConcurrentExecutorTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(6 * 20, store.Count("results"));
         foreach (var t in trialList)
             Assert.Equal(Enumerable.Range(1, 20).Select(n => (long)n), store.ResultsOf(t.Id).Select(r => r.TrainingIteration));
+    }
+
+    /// <summary>Cancels the run from the controller thread when the first checkpoint is recorded.</summary>
+    private sealed class CancelOnFirstCheckpoint(CancellationTokenSource cancel) : ITrialCallback
+    {
+        public Stopwatch SinceCancelled { get; } = new();
+
+        public void OnCheckpoint(int iteration, IReadOnlyList<Trial> trials, Trial trial, Checkpoint checkpoint)
+        {
+            if (SinceCancelled.IsRunning) return;
+            SinceCancelled.Start();
+            cancel.Cancel();
+        }
     }
 }
