@@ -25,6 +25,8 @@ public sealed class SweepPlan
         "executor", "loggers", "inventory", "checkpoint_store",
     };
 
+    private bool _savedCopy;
+
     private SweepPlan(string specText, string specPath)
     {
         SpecText = specText;
@@ -50,20 +52,26 @@ public sealed class SweepPlan
     public RunConfig Run { get; private set; } = new();
 
     /// <summary>Reads and validates the spec file; throws <see cref="SpecValidationException"/> listing every problem.</summary>
-    public static SweepPlan Load(string path, string? storagePathOverride = null, string? nameOverride = null, DeviceInventory? inventoryOverride = null)
+    /// <param name="savedCopy">
+    /// True when <paramref name="path"/> is an experiment's own <see cref="SpecCopyName"/> (resume): keys the spec has
+    /// since renamed are read in their old meaning there, so an experiment started before a rename still resumes.
+    /// </param>
+    public static SweepPlan Load(string path, string? storagePathOverride = null, string? nameOverride = null, DeviceInventory? inventoryOverride = null,
+        bool savedCopy = false)
     {
         if (!File.Exists(path))
             throw new SpecValidationException(path, new[] { new SpecError("(file)", null, $"'{path}' does not exist") });
-        return Parse(File.ReadAllText(path), path, storagePathOverride, nameOverride, inventoryOverride);
+        return Parse(File.ReadAllText(path), path, storagePathOverride, nameOverride, inventoryOverride, savedCopy);
     }
 
-    public static SweepPlan Parse(string text, string source, string? storagePathOverride = null, string? nameOverride = null, DeviceInventory? inventoryOverride = null)
+    public static SweepPlan Parse(string text, string source, string? storagePathOverride = null, string? nameOverride = null, DeviceInventory? inventoryOverride = null,
+        bool savedCopy = false)
     {
         var (root, lines) = YamlJson.Parse(text, source);
         var errors = new List<SpecError>();
         if (root is not JsonObject obj)
             throw new SpecValidationException(source, new[] { new SpecError("(document)", 1, "the spec must be a mapping of keys such as trainable, search_space, metric") });
-        var plan = new SweepPlan(text, Path.GetFullPath(source));
+        var plan = new SweepPlan(text, Path.GetFullPath(source)) { _savedCopy = savedCopy };
         var spec = new SpecReader(obj, "", lines, errors);
         plan.Read(spec, Path.GetDirectoryName(Path.GetFullPath(source)) ?? ".", storagePathOverride, nameOverride, inventoryOverride);
         spec.Finish(TopLevelKeys);
@@ -132,7 +140,7 @@ public sealed class SweepPlan
         var stop = ReadStop(spec);
         var stopper = AlgorithmCatalog.Stoppers(spec, "stoppers", metric, mode);
         var resources = ReadResources(spec.Child("resources_per_trial"));
-        var checkpoint = ReadCheckpoint(spec.Child("checkpoint"));
+        var checkpoint = ReadCheckpoint(spec.Child("checkpoint"), _savedCopy);
         var (maxFailures, failFast) = ReadFailure(spec.Child("failure"));
         bool reuse = spec.Bool("reuse_trainables", false) ?? false;
         int? maxConcurrent = spec.Int("max_concurrent_trials", null, min: 1);
@@ -274,21 +282,28 @@ public sealed class SweepPlan
         }
     }
 
-    private static CheckpointConfig ReadCheckpoint(SpecReader? r)
+    private static CheckpointConfig ReadCheckpoint(SpecReader? r, bool savedCopy)
     {
         if (r is null) return CheckpointConfig.None;
         var storage = r.String("storage", "disk", new[] { "disk", "memory" });
-        // The spec once called it keep; it is num_to_keep now, as in Ray and CheckpointConfig.NumToKeep.
+        // The spec once called it keep; it is num_to_keep now, as in Ray and CheckpointConfig.NumToKeep. A new spec with
+        // keep is refused; an experiment's saved copy from before the rename means num_to_keep by it, so it still resumes.
+        int? retiredKeep = null;
         if (r.Has("keep"))
         {
-            r.Raw("keep");
-            r.Error("keep", "unknown key (did you mean 'num_to_keep'?)");
+            if (savedCopy && !r.Has("num_to_keep"))
+                retiredKeep = r.Int("keep", null, min: 1);
+            else
+            {
+                r.Raw("keep");
+                r.Error("keep", "unknown key (did you mean 'num_to_keep'?)");
+            }
         }
         var config = new CheckpointConfig
         {
             Frequency = r.Int("frequency", 0, min: 0) ?? 0,
             AtEnd = r.Bool("at_end", false) ?? false,
-            NumToKeep = r.Int("num_to_keep", null, min: 1),
+            NumToKeep = r.Int("num_to_keep", null, min: 1) ?? retiredKeep,
             ScoreAttribute = r.String("score_attribute", TrialResult.TrainingIterationKey)!,
             Storage = storage == "memory" ? CheckpointStorage.Memory : CheckpointStorage.Persistent,
         };

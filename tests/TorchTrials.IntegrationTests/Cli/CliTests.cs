@@ -188,6 +188,23 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public void An_experiment_saved_before_keep_became_num_to_keep_still_resumes_and_keeps_that_many()
+    {
+        // Given a finished run whose saved spec still says keep (as every experiment started before the rename does)
+        var results = Path.Combine(_dir, "results");
+        var spec = FakeSweep + "\ncheckpoint: {frequency: 1, num_to_keep: 1}\n";
+        Assert.Equal(ExitCodes.Success, Cli("run", Spec(spec), "--results-dir", results).Code);
+        var experiment = Path.Combine(results, "fake");
+        var saved = Path.Combine(experiment, "spec.yaml");
+        File.WriteAllText(saved, File.ReadAllText(saved).Replace("num_to_keep: 1", "keep: 1"));
+
+        // When it is resumed, Then the saved spec is read in its old meaning (a new spec with keep is still refused)
+        var (code, output) = Cli("resume", experiment);
+        Assert.True(code == ExitCodes.Success, output);
+        Assert.Equal(ExitCodes.BadInput, Cli("run", Spec(spec.Replace("num_to_keep", "keep"), "new.yaml"), "--results-dir", results).Code);
+    }
+
+    [Fact]
     public void Missing_files_and_arguments_are_bad_input()
     {
         Assert.Equal(ExitCodes.BadInput, Cli("run", Path.Combine(_dir, "missing.yaml")).Code);

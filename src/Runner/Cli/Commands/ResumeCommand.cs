@@ -29,7 +29,7 @@ internal sealed class ResumeCommand(IAnsiConsole console, bool plain) : ICliComm
                 throw new CliInputException($"'{path}' has no {SweepPlan.SpecCopyName}; it was not started by `torchtrials run`, resume it through the library (Tuner.Restore)");
             if (parse.GetValue(resumeErrored) && parse.GetValue(restartErrored))
                 throw new CliInputException("--resume-errored and --restart-errored exclude each other");
-            var plan = SweepRunner.LoadPlan(specCopy, Path.GetDirectoryName(path), Path.GetFileName(path));
+            var plan = SweepRunner.LoadPlan(specCopy, Path.GetDirectoryName(path), Path.GetFileName(path), savedCopy: true);
             var options = new ResumeOptions
             {
                 ResumeErrored = parse.GetValue(resumeErrored),

@@ -107,11 +107,12 @@ internal static class SweepRunner
     }
 
     /// <summary>Loads a spec, reporting every problem as bad input.</summary>
-    public static SweepPlan LoadPlan(string path, string? storagePath = null, string? name = null, TorchTrials.Gpu.DeviceInventory? inventory = null)
+    public static SweepPlan LoadPlan(string path, string? storagePath = null, string? name = null, TorchTrials.Gpu.DeviceInventory? inventory = null,
+        bool savedCopy = false)
     {
         try
         {
-            return SweepPlan.Load(path, storagePath, name, inventory);
+            return SweepPlan.Load(path, storagePath, name, inventory, savedCopy);
         }
         catch (SpecValidationException e)
         {
