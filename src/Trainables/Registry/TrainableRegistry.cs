@@ -7,14 +7,19 @@ namespace TorchTrials.Trainables;
 public sealed class RegisteredTrainable
 {
     public RegisteredTrainable(string name, Func<Trainable?> factory, Func<TrialConfig, Resources?>? defaultResources = null, string description = "",
-        Func<string?>? missingPrerequisite = null)
+        Func<string?>? missingPrerequisite = null, Func<TrialConfig, string?>? fusionKey = null,
+        Func<FusedArrayContext, FusedTrainable>? createFusedArray = null)
     {
+        if ((fusionKey is null) != (createFusedArray is null))
+            throw new ArgumentException($"trainable '{name}': a fusion key and an array factory come together (IFusableTrainable)");
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         Name = name;
         Factory = factory;
         DefaultResources = defaultResources;
         Description = description;
         MissingPrerequisite = missingPrerequisite;
+        FusionKey = fusionKey;
+        CreateFusedArray = createFusedArray;
     }
 
     public string Name { get; }
@@ -28,6 +33,15 @@ public sealed class RegisteredTrainable
 
     /// <summary>What the trainable needs and lacks, in one line (<see cref="IHasPrerequisites"/>), or null.</summary>
     public Func<string?>? MissingPrerequisite { get; }
+
+    /// <summary>The trainable's <see cref="IFusableTrainable.FusionKey"/>, or null when it never trains fused.</summary>
+    public Func<TrialConfig, string?>? FusionKey { get; }
+
+    /// <summary>The trainable's <see cref="IFusableTrainable.CreateArray"/>, or null when it never trains fused.</summary>
+    public Func<FusedArrayContext, FusedTrainable>? CreateFusedArray { get; }
+
+    /// <summary>True when trials of this config may share a fused array.</summary>
+    public bool CanFuse(TrialConfig config) => FusionKey?.Invoke(config) is not null;
 
     /// <summary>Builds an instance; throws naming the trainable when its factory yields nothing.</summary>
     public Trainable Create() =>
@@ -64,7 +78,8 @@ public sealed class TrainableRegistry
         Register(new RegisteredTrainable(name, factory, defaultResources, description));
 
     public TrainableRegistry Register<T>(string name, string description = "") where T : Trainable, new() =>
-        Register(new RegisteredTrainable(name, () => new T(), DefaultResourcesOf(typeof(T)), description, PrerequisiteOf(typeof(T))));
+        Register(new RegisteredTrainable(name, () => new T(), DefaultResourcesOf(typeof(T)), description, PrerequisiteOf(typeof(T)),
+            FusionKeyOf(typeof(T)), FusedArrayFactoryOf(typeof(T))));
 
     public TrainableRegistry RegisterFunction(string name, TrainFunction function, Func<TrialConfig, Resources?>? defaultResources = null, string description = "") =>
         Register(new RegisteredTrainable(name, () => new FunctionTrainable(function), defaultResources, description));
@@ -85,7 +100,8 @@ public sealed class TrainableRegistry
             {
                 var ctor = type.GetConstructor(Type.EmptyTypes)
                     ?? throw new InvalidOperationException($"trainable {type.FullName} ('{attr.Name}') needs a public parameterless constructor");
-                Register(new RegisteredTrainable(attr.Name, () => (Trainable)ctor.Invoke(null), DefaultResourcesOf(type), attr.Description, PrerequisiteOf(type)));
+                Register(new RegisteredTrainable(attr.Name, () => (Trainable)ctor.Invoke(null), DefaultResourcesOf(type), attr.Description, PrerequisiteOf(type),
+                    FusionKeyOf(type), FusedArrayFactoryOf(type)));
                 registered++;
             }
             foreach (var method in type.GetMethods(BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static))
@@ -136,5 +152,19 @@ public sealed class TrainableRegistry
         if (!type.GetInterfaces().Contains(typeof(IHasDefaultResources))) return null;
         var method = type.GetMethod(nameof(IHasDefaultResources.DefaultResourceRequest), BindingFlags.Public | BindingFlags.Static, new[] { typeof(TrialConfig) });
         return method is null ? null : config => (Resources?)method.Invoke(null, new object[] { config });
+    }
+
+    private static Func<TrialConfig, string?>? FusionKeyOf(Type type)
+    {
+        if (!type.GetInterfaces().Contains(typeof(IFusableTrainable))) return null;
+        var method = type.GetMethod(nameof(IFusableTrainable.FusionKey), BindingFlags.Public | BindingFlags.Static, new[] { typeof(TrialConfig) });
+        return method is null ? null : config => (string?)method.Invoke(null, new object[] { config });
+    }
+
+    private static Func<FusedArrayContext, FusedTrainable>? FusedArrayFactoryOf(Type type)
+    {
+        if (!type.GetInterfaces().Contains(typeof(IFusableTrainable))) return null;
+        var method = type.GetMethod(nameof(IFusableTrainable.CreateArray), BindingFlags.Public | BindingFlags.Static, new[] { typeof(FusedArrayContext) });
+        return method is null ? null : context => (FusedTrainable)method.Invoke(null, new object[] { context })!;
     }
 }
