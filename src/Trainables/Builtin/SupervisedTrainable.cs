@@ -11,7 +11,9 @@ namespace TorchTrials.Trainables.Builtin;
 /// pass over the training set in shuffled mini-batches, validation after each pass, metrics reported as device
 /// tensors (read in batches by the runner), checkpoints of model and optimizer state through
 /// <see cref="TrainableState.Capture(TorchSharp.torch.nn.Module, TorchSharp.torch.optim.Optimizer, System.Text.Json.Nodes.JsonObject)"/> plus the state of <see cref="TrialGenerator"/>. Hyperparameters read from the config:
-/// <c>lr</c>, <c>batch_size</c>, <c>optimizer</c> (adam, adamw, sgd, rmsprop), <c>weight_decay</c>, <c>momentum</c> (sgd, rmsprop).
+/// <c>lr</c>, <c>batch_size</c>, <c>optimizer</c> (adam, adamw, sgd, rmsprop), <c>weight_decay</c>, <c>momentum</c> (sgd, rmsprop; 0.9),
+/// <c>nesterov</c> (sgd; false), <c>beta1</c>, <c>beta2</c> (adam, adamw; 0.9, 0.999), <c>eps</c> (adam, adamw, rmsprop; 1e-8),
+/// <c>alpha</c> (rmsprop; 0.99), as <see cref="Optim.OptimizerSettings"/> reads them (the fused optimizers read the same).
 /// </summary>
 public abstract class SupervisedTrainable : Trainable
 {
@@ -194,22 +196,8 @@ public abstract class SupervisedTrainable : Trainable
     /// The optimizer named by <c>optimizer</c> in the config, one of TorchTrials' own (<see cref="Optim.TrialOptimizer{TState}"/>:
     /// TorchSharp's fail at random under collections); an unknown name is an error naming the key.
     /// </summary>
-    public static optim.Optimizer CreateOptimizer(IEnumerable<Parameter> parameters, TrialConfig config)
-    {
-        double lr = config.GetDouble("lr", 1e-3);
-        double wd = config.GetDouble("weight_decay", 0);
-        double momentum = config.GetDouble("momentum", 0.9);
-        if (lr <= 0) throw new ArgumentOutOfRangeException("lr", $"config key 'lr' must be positive, got {lr}");
-        if (wd < 0) throw new ArgumentOutOfRangeException("weight_decay", $"config key 'weight_decay' must not be negative, got {wd}");
-        return config.GetString("optimizer", "adam").ToLowerInvariant() switch
-        {
-            "adam" => new Optim.Adam(parameters, lr, weight_decay: wd),
-            "adamw" => new Optim.AdamW(parameters, lr, weight_decay: wd),
-            "sgd" => new Optim.Sgd(parameters, lr, momentum: momentum, weight_decay: wd),
-            "rmsprop" => new Optim.RmsProp(parameters, lr, momentum: momentum, weight_decay: wd),
-            var other => throw new ArgumentException($"config key 'optimizer' must be adam, adamw, sgd or rmsprop, got '{other}'", "optimizer"),
-        };
-    }
+    public static optim.Optimizer CreateOptimizer(IEnumerable<Parameter> parameters, TrialConfig config) =>
+        Optim.OptimizerSettings.FromConfig(config).Create(parameters);
 
     /// <summary>
     /// PyTorch's default initialisation (uniform in ±1/sqrt(fan_in) for weights and biases of linear and conv layers),
