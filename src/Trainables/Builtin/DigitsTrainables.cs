@@ -1,4 +1,5 @@
 using TorchTrials.Trainables.Data;
+using TorchTrials.Trainables.Fusion;
 using static TorchSharp.torch;
 
 namespace TorchTrials.Trainables.Builtin;
@@ -20,8 +21,19 @@ public abstract class DigitsClassifier : ClassifierTrainable
 /// <c>dropout</c> (0), plus the shared <c>lr</c>, <c>batch_size</c>, <c>optimizer</c>, <c>weight_decay</c>, <c>momentum</c>.
 /// </summary>
 [Trainable("mlp_digits", Description = "MLP classifier on the scikit-learn digits set")]
-public sealed class MlpDigitsTrainable : DigitsClassifier
+public sealed class MlpDigitsTrainable : DigitsClassifier, IFusableTrainable
 {
+    /// <inheritdoc cref="FusedMlpArray.Key"/>
+    public static string? FusionKey(TrialConfig config) => FusedMlpArray.Key("mlp_digits", config);
+
+    /// <summary>A <see cref="FusedMlpArray"/> on the digits set.</summary>
+    public static FusedTrainable CreateArray(FusedArrayContext context) =>
+        new FusedMlpArray(context, DigitsDataset.Features, DigitsDataset.Classes, nameof(MlpDigitsTrainable), (config, device) =>
+        {
+            using var prototype = new MlpDigitsTrainable();
+            return prototype.DeviceDataFor(config, device);
+        });
+
     protected override long[] InputShape(int count) => new long[] { count, DigitsDataset.Features };
 
     protected override nn.Module<Tensor, Tensor> BuildModel(TrialConfig config) =>

@@ -1,4 +1,5 @@
 using TorchTrials.Trainables.Data;
+using TorchTrials.Trainables.Fusion;
 using static TorchSharp.torch;
 
 namespace TorchTrials.Trainables.Builtin;
@@ -42,8 +43,19 @@ public abstract class FashionClassifier : ClassifierTrainable, IHasPrerequisites
 /// <c>lr</c>, <c>batch_size</c>, <c>optimizer</c>, <c>weight_decay</c>, <c>momentum</c>.
 /// </summary>
 [Trainable("mlp_fashion", Description = "MLP classifier on Fashion-MNIST (apt-get install dataset-fashion-mnist)")]
-public sealed class MlpFashionTrainable : FashionClassifier
+public sealed class MlpFashionTrainable : FashionClassifier, IFusableTrainable
 {
+    /// <inheritdoc cref="FusedMlpArray.Key"/>
+    public static string? FusionKey(TrialConfig config) => FusedMlpArray.Key("mlp_fashion", config);
+
+    /// <summary>A <see cref="FusedMlpArray"/> on Fashion-MNIST.</summary>
+    public static FusedTrainable CreateArray(FusedArrayContext context) =>
+        new FusedMlpArray(context, FashionMnistDataset.Features, FashionMnistDataset.Classes, nameof(MlpFashionTrainable), (config, device) =>
+        {
+            using var prototype = new MlpFashionTrainable();
+            return prototype.DeviceDataFor(config, device);
+        });
+
     protected override long[] InputShape(long count) => new[] { count, FashionMnistDataset.Features };
 
     protected override nn.Module<Tensor, Tensor> BuildModel(TrialConfig config) =>

@@ -79,7 +79,7 @@ public abstract class SupervisedTrainable : Trainable
         Model?.Dispose();
         _generator?.Dispose();
         // Another stream than the weight initialiser's (which is seeded with the trial seed itself).
-        _generator = new Generator(unchecked((ulong)Context.Seed * 0x9E3779B97F4A7C15UL + 1), Context.Device);
+        _generator = new Generator(GeneratorSeed(Context.Seed), Context.Device);
         var model = BuildModel(config);
         InitialiseWeights(model, Context.Seed);
         model.to(Context.Device);
@@ -100,7 +100,7 @@ public abstract class SupervisedTrainable : Trainable
         var order = new long[n];
         for (long i = 0; i < n; i++) order[i] = i;
         // The epoch's order depends only on the trial seed and the epoch, so a restored trial replays it exactly.
-        new Random(unchecked((int)(Context.Seed * 1_000_003 + Iteration))).Shuffle(order);
+        EpochOrder(Context.Seed, Iteration).Shuffle(order);
         using var perm = tensor(order, device: Context.Device);
 
         var lossSum = zeros(1, device: Context.Device);
@@ -144,7 +144,19 @@ public abstract class SupervisedTrainable : Trainable
         return cat(chunks, 0);
     }
 
-    private const long EvaluationChunk = 2048;
+    internal const long EvaluationChunk = 2048;
+
+    /// <summary>The seed of a trial's dropout generator: another stream than the weight initialiser's (which is seeded with the trial seed itself).</summary>
+    internal static ulong GeneratorSeed(long trialSeed) => unchecked((ulong)trialSeed * 0x9E3779B97F4A7C15UL + 1);
+
+    /// <summary>What shuffles epoch <paramref name="iteration"/>'s order: it depends only on the trial seed and the epoch.</summary>
+    internal static Random EpochOrder(long trialSeed, long iteration) => new(unchecked((int)(trialSeed * 1_000_003 + iteration)));
+
+    /// <summary>The data <see cref="LoadDeviceData"/> gives, for a fused array of this class (which never runs Setup on this instance).</summary>
+    internal (Tensor TrainX, Tensor TrainY, Tensor ValidX, Tensor ValidY) DeviceDataFor(TrialConfig config, Device device) => LoadDeviceData(config, device);
+
+    /// <summary>The name of the trial generator's state in checkpoints.</summary>
+    internal const string GeneratorStateName = GeneratorName;
 
     /// <summary>The live tensors a checkpoint covers (parameters, buffers, optimizer state), for measurements against hand-written copies.</summary>
     public IEnumerable<Tensor> LiveTensors()
@@ -203,7 +215,7 @@ public abstract class SupervisedTrainable : Trainable
     /// PyTorch's default initialisation (uniform in ±1/sqrt(fan_in) for weights and biases of linear and conv layers),
     /// drawn from a generator seeded per trial so that trials are reproducible even when they start concurrently.
     /// </summary>
-    protected static void InitialiseWeights(nn.Module model, long seed)
+    protected internal static void InitialiseWeights(nn.Module model, long seed)
     {
         using var generator = new Generator(unchecked((ulong)seed), CPU);
         using var _ = no_grad();
