@@ -218,6 +218,25 @@ public sealed class FusedExecutorTests : IDisposable
     }
 
     [Fact]
+    public void With_fusion_the_controller_queues_enough_trials_to_fill_every_array()
+    {
+        // 2 slots x 16 lanes: the controller keeps 32 trials queued (16 without fusion), so both arrays fill up.
+        var trials = Enumerable.Range(0, 40)
+            .Select(i => new Trial("lane_toy", TrialConfig.From(("lr", 0.1)), $"q{i:00}", new Resources(cpu: 1),
+                stop: new Dictionary<string, double> { ["training_iteration"] = 1000 }))
+            .ToList();
+        var controller = Controller(cpus: 2, members: 16, new TrialListSearch(trials));
+        controller.Step();
+        controller.Step();
+        Assert.True(controller.Trials.Count >= 32, $"{controller.Trials.Count} trials queued after two steps");
+        for (int i = 0; i < 40; i++) controller.Step();
+
+        Assert.Equal(32, controller.RunningCount);
+        Assert.Equal(2, ((FusedTrialExecutor)controller.Executor).ArrayCount);
+        Assert.Equal(8, controller.PendingTrials.Count());
+    }
+
+    [Fact]
     public void An_ASHA_sweep_fuses_its_trials_and_refills_lanes_of_stopped_ones()
     {
         var trials = Enumerable.Range(0, 12)
