@@ -59,7 +59,15 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
     /// <summary>OS threads created so far (they are reused across trials).</summary>
     public int ThreadsCreated => _threads.ThreadsCreated;
 
-    public bool HasWork => _live.Count > 0 || Volatile.Read(ref _releasing) > 0 || !_events.IsEmpty;
+    public bool HasWork => _live.Count > 0 || Volatile.Read(ref _releasing) > 0 || !_events.IsEmpty || (OtherWork?.Invoke() ?? false);
+
+    /// <summary>Work of trials an enclosing executor runs on this one's threads and event channel (the fused executor's arrays).</summary>
+    internal Func<bool>? OtherWork { get; set; }
+
+    /// <summary>The incarnations of every trial, shared with an enclosing executor so a trial's count goes on wherever it runs.</summary>
+    internal IncarnationCounter Incarnations => _incarnations;
+
+    internal TrialThreadPool Threads => _threads;
 
     public bool HasResourcesFor(Trial trial) => _reuse.HasResourcesFor(trial, Allocator);
 
@@ -227,9 +235,11 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
         }
     }
 
-    public IReadOnlyList<Trial> TakeLostTrials()
+    public IReadOnlyList<Trial> TakeLostTrials() => TrialsOnLost(Allocator.TakeLostSlots());
+
+    /// <summary>The running trials on <paramref name="lost"/> slots, cancelled; a cached run on one is dropped.</summary>
+    internal IReadOnlyList<Trial> TrialsOnLost(IReadOnlyList<DeviceSlot> lost)
     {
-        var lost = Allocator.TakeLostSlots();
         if (lost.Count == 0) return Array.Empty<Trial>();
         var trials = new List<Trial>();
         foreach (var slot in lost)
@@ -314,20 +324,26 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
         });
     }
 
-    private void Publish(ExecutorEvent ev)
+    /// <summary>A slot is being freed on a trial thread: <see cref="HasWork"/> holds until <see cref="SlotFreed"/>.</summary>
+    internal void BeginRelease() => Interlocked.Increment(ref _releasing);
+
+    /// <summary>The slot announced by <see cref="BeginRelease"/> went back to the allocator (from any thread).</summary>
+    internal void SlotFreed() => Publish(SlotFreedEvent.Instance);
+
+    internal void Publish(ExecutorEvent ev)
     {
         _events.Enqueue(ev);
         _signal.Release();
     }
 
-    private void Bind(DeviceSlot slot, int threads)
+    internal void Bind(DeviceSlot slot, int threads)
     {
         if (torch.get_num_threads() != threads) torch.set_num_threads(threads);
         if (slot.Stream is { } stream) _streams?.SetCurrent(stream);
     }
 
     /// <summary>A checkpoint captured on another trial's stream must be complete before this thread reads it.</summary>
-    private void WaitForProducer(MemoryCheckpoint checkpoint, DeviceSlot slot)
+    internal void WaitForProducer(MemoryCheckpoint checkpoint, DeviceSlot slot)
     {
         if (checkpoint.ProducerStream is { } producer && producer != slot.Stream) _streams?.Synchronize(producer);
     }

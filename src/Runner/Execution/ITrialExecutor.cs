@@ -1,4 +1,5 @@
 using TorchTrials.Gpu;
+using TorchTrials.Runner.Schedulers;
 using TorchTrials.Trainables;
 using TorchTrials.Trainables.Checkpoints;
 
@@ -96,6 +97,15 @@ public interface ITrialExecutor : IDisposable
 
     /// <summary>The current incarnation of a running trial (events of older ones are stale).</summary>
     int IncarnationOf(Trial trial);
+
+    /// <summary>
+    /// The controller that drives this executor hands over its view of the trials (pending, paused), once, before its
+    /// first step; an executor whose admission depends on what waits (the fused executor) reads it.
+    /// </summary>
+    void Attach(ITrialControl control) { }
+
+    /// <summary>Pending trials the controller should keep queued so the executor can fill what it has (0: no opinion).</summary>
+    int PendingTrialsWanted => 0;
 
 }
 

@@ -80,6 +80,7 @@ public sealed class TrialController : ITrialControl, IDisposable
         _lifecycle = new TrialLifecycle(this, _executor, _scheduler, _search, _store, _book, _checkpointing, _callbacks);
         _recovery = new FailureRecovery(_options.FailFast, this, _executor, _scheduler, _search, _book, _callbacks,
             new ErrorLog(_clock), _checkpointing, _lifecycle, _logger);
+        _executor.Attach(this);
         _state = new ExperimentStateWriter(_store, _clock, _options.StoreFlushInterval, () => new ExperimentState(
             _options.ExperimentName, _options.Metric, _options.Mode, _search.SaveState(), _search.IsFinished, _book.Sequence, _clock.GetUtcNow()));
     }
@@ -263,7 +264,8 @@ public sealed class TrialController : ITrialControl, IDisposable
 
     private Trial? GetNextTrial()
     {
-        while (_book.PendingCount < _options.MaxPendingTrials && !_search.IsFinished)
+        int maxPending = Math.Max(_options.MaxPendingTrials, _executor.PendingTrialsWanted);
+        while (_book.PendingCount < maxPending && !_search.IsFinished)
         {
             var trial = _search.NextTrial();
             if (trial is null) break;

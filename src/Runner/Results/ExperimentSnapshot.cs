@@ -8,6 +8,7 @@ namespace TorchTrials.Runner.Results;
 /// <param name="Metric">The experiment's metric in the trial's last result.</param>
 /// <param name="BestMetric">The best value of the metric over all the trial's results (by the experiment's mode).</param>
 /// <param name="StoppedBy">Who stopped a terminated trial before its own criteria (see <see cref="Trial.StoppedBy"/>).</param>
+/// <param name="Lane">The fused array and lane the trial trains (or last trained) in, as <c>a3.5</c>; null alone.</param>
 public sealed record TrialRow(
     string TrialId,
     TrialStatus Status,
@@ -18,7 +19,8 @@ public sealed record TrialRow(
     double TimeTotalS,
     string? Error,
     double? BestMetric = null,
-    string? StoppedBy = null);
+    string? StoppedBy = null,
+    string? Lane = null);
 
 /// <summary>An immutable picture of the experiment, pushed to renderers; they never touch the controller's objects.</summary>
 /// <param name="Best">The trial with the best <see cref="TrialRow.BestMetric"/>: the best result so far, which never goes down.</param>
@@ -79,7 +81,7 @@ public sealed class SnapshotPublisher(
                 t.Id, t.Status,
                 shown.Select(kv => new KeyValuePair<string, string>(kv.Key, TrialConfig.Format(kv.Value))).ToList(),
                 t.LastResult?.TrainingIteration ?? 0, value, t.Resources.ToString(), t.LastResult?.TimeTotalS ?? 0, t.ErrorMessage,
-                bestValue, t.Status == TrialStatus.Terminated ? t.StoppedBy : null));
+                bestValue, t.Status == TrialStatus.Terminated ? t.StoppedBy : null, t.Lane));
         }
         TrialRow? best = null;
         if (metric is not null)

@@ -29,6 +29,9 @@ public sealed record TrialSummary
     public required TrialStatus Status { get; init; }
     public required TrialConfig Config { get; init; }
     public string ExperimentTag { get; init; } = "";
+
+    /// <summary>The fused array and lane the trial last trained in (<c>a3.5</c>); null when it trained alone.</summary>
+    public string? Lane { get; init; }
     public TrialResult? LastResult { get; init; }
     public IReadOnlyDictionary<string, MetricSummary> Metrics { get; init; } = new Dictionary<string, MetricSummary>();
     public string? LogDirectory { get; init; }
@@ -85,6 +88,7 @@ public sealed record TrialSummary
         Status = trial.Status,
         Config = trial.Config,
         ExperimentTag = trial.ExperimentTag,
+        Lane = trial.Lane,
         LastResult = trial.LastResult,
         Metrics = trial.MetricAnalysis.ToDictionary(kv => kv.Key, kv => kv.Value),
         LogDirectory = trial.LogDirectory,

@@ -144,7 +144,7 @@ public sealed class SweepPlan
         var (maxFailures, failFast) = ReadFailure(spec.Child("failure"));
         bool reuse = spec.Bool("reuse_trainables", false) ?? false;
         int? maxConcurrent = spec.Int("max_concurrent_trials", null, min: 1);
-        var (executor, buffer, threads, runAhead) = ReadExecutor(spec.Child("executor"));
+        var (executor, buffer, threads, runAhead, fusion) = ReadExecutor(spec.Child("executor"));
         var loggers = ReadLoggers(spec.Child("loggers"));
         var store = spec.Child("checkpoint_store");
         long deviceBudget = store?.Bytes("device_budget", 2L << 30) ?? 2L << 30;
@@ -185,6 +185,7 @@ public sealed class SweepPlan
             Seed = seed,
             ResultBufferLength = buffer,
             RunAhead = runAhead,
+            Fusion = fusion,
         };
         Run = new RunConfig
         {
@@ -333,16 +334,20 @@ public sealed class SweepPlan
         }
     }
 
-    private static (ExecutorKind Kind, int Buffer, int? Threads, bool RunAhead) ReadExecutor(SpecReader? r)
+    private static (ExecutorKind Kind, int Buffer, int? Threads, bool RunAhead, FusionOptions? Fusion) ReadExecutor(SpecReader? r)
     {
         var defaults = new TuneConfig();
-        if (r is null) return (ExecutorKind.Concurrent, defaults.ResultBufferLength, null, defaults.RunAhead);
+        if (r is null) return (ExecutorKind.Concurrent, defaults.ResultBufferLength, null, defaults.RunAhead, null);
         var kind = r.String("type", "concurrent", new[] { "concurrent", "inline" }) == "inline" ? ExecutorKind.Inline : ExecutorKind.Concurrent;
         int buffer = r.Int("result_buffer_length", min: 1) ?? defaults.ResultBufferLength;
         int? threads = r.Int("threads_per_trial", null, min: 1);
         bool runAhead = r.Bool("run_ahead") ?? defaults.RunAhead;
+        var fuse = r.String("fuse", "off", new[] { "auto", "off" }) == "auto" ? FuseMode.Auto : FuseMode.Off;
+        int maxMembers = r.Int("max_members", FusionOptions.DefaultMaxMembers, min: 1) ?? FusionOptions.DefaultMaxMembers;
+        if (fuse == FuseMode.Auto && kind == ExecutorKind.Inline)
+            r.Error("fuse", "auto needs the concurrent executor (type: inline never fuses)");
         r.Finish();
-        return (kind, buffer, threads, runAhead);
+        return (kind, buffer, threads, runAhead, new FusionOptions { Fuse = fuse, MaxMembers = maxMembers });
     }
 
     private static TrialFileOptions ReadLoggers(SpecReader? r)

@@ -93,6 +93,7 @@ public static class TrialStateCodec
             }
             w.WriteEndObject();
             w.WriteString("experiment_tag", trial.ExperimentTag);
+            if (trial.Lane is { } lane) w.WriteString("lane", lane);
             w.WritePropertyName("resources");
             trial.Resources.WriteTo(w);
             w.WriteBoolean("explicit_resources", trial.ExplicitResources);
@@ -195,6 +196,7 @@ public static class TrialStateCodec
         trial.NumFailures = s["num_failures"]?.GetValue<int>() ?? 0;
         trial.Status = stored.Status;
         trial.StoppedBy = s["stopped_by"]?.GetValue<string>();
+        trial.Lane = s["lane"]?.GetValue<string>();
         trial.LogDirectory = s["logdir"]?.GetValue<string>();
         trial.ErrorMessage = s["error_message"]?.GetValue<string>();
         trial.ErrorFile = s["error_file"]?.GetValue<string>();

@@ -102,6 +102,12 @@ public sealed class Trial
 
     public string ExperimentTag { get; internal set; }
 
+    /// <summary>
+    /// Where the trial last trained fused: its array and lane as <c>a3.5</c> (array a3, lane 5); null when it trained
+    /// alone (or has not started). Set by the fused executor at each start.
+    /// </summary>
+    public string? Lane { get; set; }
+
     public Resources Resources => _resources;
 
     /// <summary>True when the user set resources (so a trainable's own default request conflicts).</summary>

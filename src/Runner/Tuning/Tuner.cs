@@ -65,6 +65,13 @@ public sealed record TuneConfig
     /// on training_iteration only); see <see cref="ControllerOptions.RunAhead"/>. On by default; off gives strict lock-step.
     /// </summary>
     public bool RunAhead { get; init; } = true;
+
+    /// <summary>
+    /// Fused trial arrays (spec <c>executor: {fuse, max_members}</c>): with <see cref="FuseMode.Auto"/>, trials of a fusable
+    /// trainable with the same fusion key train as lanes of one array on one slot (<see cref="FusedTrialExecutor"/>). Null is
+    /// off. The inline executor never fuses.
+    /// </summary>
+    public FusionOptions? Fusion { get; init; }
 }
 
 /// <summary>Which executor runs the trials.</summary>
@@ -385,7 +392,9 @@ public sealed class Tuner
         };
         ITrialExecutor executor = _run.Executor == ExecutorKind.Inline
             ? new InlineTrialExecutor(allocator, _registry, executorOptions)
-            : new ConcurrentTrialExecutor(allocator, _registry, executorOptions, streams, _run.ThreadsPerTrial, logger);
+            : _tune.Fusion is { Fuse: FuseMode.Auto } fusion
+                ? new FusedTrialExecutor(allocator, _registry, fusion, executorOptions, streams, _run.ThreadsPerTrial, logger)
+                : new ConcurrentTrialExecutor(allocator, _registry, executorOptions, streams, _run.ThreadsPerTrial, logger);
 
         var template = new TrialTemplate
         {

@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using TorchTrials.Trainables.Checkpoints;
 using static TorchSharp.torch;
 
@@ -22,6 +21,44 @@ public sealed class PendingResult
 
     /// <summary>The step asked for a checkpoint.</summary>
     public bool ShouldCheckpoint => Fields.ShouldCheckpoint;
+
+    /// <summary>
+    /// Reads every tensor metric of <paramref name="batch"/> with a single device-to-host copy and returns the finished
+    /// results, disposing the tensors; an end-of-function step repeats the result before it (or <paramref name="last"/>).
+    /// </summary>
+    internal static IReadOnlyList<TrialResult> ReadAll(IReadOnlyList<PendingResult> batch, TrialResult? last)
+    {
+        var tensors = new List<Tensor>();
+        foreach (var pending in batch)
+            foreach (var (_, value) in pending.Metrics.Entries)
+                if (value is Tensor t) tensors.Add(t);
+
+        double[] values = Array.Empty<double>();
+        if (tensors.Count > 0)
+        {
+            using var scope = NewDisposeScope();
+            using var stacked = stack(tensors.Select(t => t.detach().reshape(1).to(ScalarType.Float64)).ToArray()).cpu();
+            values = stacked.data<double>().ToArray();
+            foreach (var t in tensors) t.Dispose();
+        }
+
+        var results = new TrialResult[batch.Count];
+        int next = 0;
+        for (int i = 0; i < batch.Count; i++)
+        {
+            var pending = batch[i];
+            if (pending.Metrics.IsEndOfFunction)
+            {
+                results[i] = (i > 0 ? results[i - 1] : last ?? pending.Fields) with { Done = true, IsDuplicate = true };
+                continue;
+            }
+            var entries = new List<KeyValuePair<string, object>>(pending.Metrics.Count);
+            foreach (var (key, value) in pending.Metrics.Entries)
+                entries.Add(new(key, value is Tensor ? values[next++] : value));
+            results[i] = pending.Fields with { Metrics = entries };
+        }
+        return results;
+    }
 }
 
 /// <summary>
@@ -35,18 +72,7 @@ public sealed class TrainableHost : IDisposable
     /// <summary>Metadata key a trainable may set in a saved state to say which iteration the state belongs to.</summary>
     public const string StateIterationKey = "trainable_iteration";
 
-    private const string CountersKey = "host_counters";
-    private static readonly string Hostname = Environment.MachineName;
-    private static readonly int Pid = Environment.ProcessId;
-
-    private long _iteration;
-    private double _timeTotal;
-    private long? _timestepsTotal;
-    private long? _episodesTotal;
-    private double _timeSinceRestore;
-    private long _iterationsSinceRestore;
-    private long _timestepsSinceRestore;
-    private TrialResult? _last;
+    private HostCounters _counters = new();
 
     private TrainableHost(Trainable trainable, TrainableContext context)
     {
@@ -58,7 +84,7 @@ public sealed class TrainableHost : IDisposable
 
     public TrainableContext Context { get; private set; }
 
-    public long Iteration => _iteration;
+    public long Iteration => _counters.Iteration;
 
     /// <summary>Builds and sets up the trainable; a failure here disposes what was built and propagates.</summary>
     public static TrainableHost Create(RegisteredTrainable entry, TrialConfig config, TrainableContext context)
@@ -86,7 +112,7 @@ public sealed class TrainableHost : IDisposable
     /// <summary>One iteration inside a dispose scope (tensor metrics leave it); the metrics are still on the device.</summary>
     public PendingResult Step()
     {
-        Trainable.Iteration = _iteration;
+        Trainable.Iteration = _counters.Iteration;
         var clock = Context.TimeProvider;
         long start = clock.GetTimestamp();
         Metrics metrics;
@@ -95,45 +121,8 @@ public sealed class TrainableHost : IDisposable
         double seconds = clock.GetElapsedTime(start).TotalSeconds;
 
         if (metrics.IsEndOfFunction)
-            return new PendingResult(metrics, (_last ?? EmptyResult()) with { Done = true, IsDuplicate = true });
-
-        _iteration++;
-        _iterationsSinceRestore++;
-        _timeTotal += seconds;
-        _timeSinceRestore += seconds;
-        long? timesteps = null, episodes = null;
-        foreach (var (key, value) in metrics.Entries)
-        {
-            if (key == Metrics.TimestepsThisIterKey) timesteps = AsLong(value);
-            else if (key == Metrics.EpisodesThisIterKey) episodes = AsLong(value);
-        }
-        if (timesteps is { } ts)
-        {
-            _timestepsTotal = (_timestepsTotal ?? 0) + ts;
-            _timestepsSinceRestore += ts;
-        }
-        if (episodes is { } ep) _episodesTotal = (_episodesTotal ?? 0) + ep;
-
-        var fields = new TrialResult
-        {
-            Metrics = Array.Empty<KeyValuePair<string, object>>(),
-            TrainingIteration = _iteration,
-            TimeThisIterS = seconds,
-            TimeTotalS = _timeTotal,
-            TimeSinceRestore = _timeSinceRestore,
-            IterationsSinceRestore = _iterationsSinceRestore,
-            TimestepsSinceRestore = _timestepsSinceRestore,
-            TimestepsTotal = _timestepsTotal,
-            EpisodesTotal = _episodesTotal,
-            Done = metrics.Done,
-            ShouldCheckpoint = metrics.ShouldCheckpoint,
-            TrialId = Context.TrialId,
-            ExperimentTag = Context.ExperimentTag,
-            Timestamp = clock.GetUtcNow().ToUnixTimeSeconds(),
-            Pid = Pid,
-            Hostname = Hostname,
-        };
-        return new PendingResult(metrics, fields);
+            return new PendingResult(metrics, (_counters.Last ?? EmptyResult()) with { Done = true, IsDuplicate = true });
+        return new PendingResult(metrics, _counters.Advance(metrics, seconds, Context));
     }
 
     /// <summary>One iteration, read at once.</summary>
@@ -145,36 +134,8 @@ public sealed class TrainableHost : IDisposable
     /// </summary>
     public IReadOnlyList<TrialResult> Materialize(IReadOnlyList<PendingResult> batch)
     {
-        var tensors = new List<Tensor>();
-        foreach (var pending in batch)
-            foreach (var (_, value) in pending.Metrics.Entries)
-                if (value is Tensor t) tensors.Add(t);
-
-        double[] values = Array.Empty<double>();
-        if (tensors.Count > 0)
-        {
-            using var scope = NewDisposeScope();
-            using var stacked = stack(tensors.Select(t => t.detach().reshape(1).to(ScalarType.Float64)).ToArray()).cpu();
-            values = stacked.data<double>().ToArray();
-            foreach (var t in tensors) t.Dispose();
-        }
-
-        var results = new TrialResult[batch.Count];
-        int next = 0;
-        for (int i = 0; i < batch.Count; i++)
-        {
-            var pending = batch[i];
-            if (pending.Metrics.IsEndOfFunction)
-            {
-                results[i] = (i > 0 ? results[i - 1] : _last ?? pending.Fields) with { Done = true, IsDuplicate = true };
-                continue;
-            }
-            var entries = new List<KeyValuePair<string, object>>(pending.Metrics.Count);
-            foreach (var (key, value) in pending.Metrics.Entries)
-                entries.Add(new(key, value is Tensor ? values[next++] : value));
-            results[i] = pending.Fields with { Metrics = entries };
-        }
-        if (results.Length > 0) _last = results[^1];
+        var results = PendingResult.ReadAll(batch, _counters.Last);
+        if (results.Count > 0) _counters.Last = results[^1];
         return results;
     }
 
@@ -184,14 +145,7 @@ public sealed class TrainableHost : IDisposable
         TrainableState state;
         using (NewDisposeScope())
             state = Trainable.Save();
-        long iteration = state.Metadata[StateIterationKey] is JsonValue v && v.TryGetValue<long>(out var it) ? it : _iteration;
-        state.Metadata[CountersKey] = new JsonObject
-        {
-            ["iteration"] = iteration,
-            ["time_total"] = _timeTotal,
-            ["timesteps_total"] = _timestepsTotal,
-            ["episodes_total"] = _episodesTotal,
-        };
+        _counters.WriteTo(state);
         return state;
     }
 
@@ -212,17 +166,8 @@ public sealed class TrainableHost : IDisposable
     {
         using (NewDisposeScope())
             Trainable.Restore(state);
-        if (state.Metadata[CountersKey] is JsonObject counters)
-        {
-            _iteration = counters["iteration"]?.GetValue<long>() ?? 0;
-            _timeTotal = counters["time_total"]?.GetValue<double>() ?? 0;
-            _timestepsTotal = counters["timesteps_total"]?.GetValue<long>();
-            _episodesTotal = counters["episodes_total"]?.GetValue<long>();
-        }
-        _timeSinceRestore = 0;
-        _iterationsSinceRestore = 0;
-        _timestepsSinceRestore = 0;
-        Trainable.Iteration = _iteration;
+        _counters.ReadFrom(state);
+        Trainable.Iteration = _counters.Iteration;
     }
 
     /// <summary>Reuses the trainable for a new trial (Ray's reset_config); false when the trainable cannot.</summary>
@@ -232,14 +177,7 @@ public sealed class TrainableHost : IDisposable
         if (!Trainable.Reset(config)) return false;
         Trainable.Config = config;
         Context = context;
-        _iteration = 0;
-        _timeTotal = 0;
-        _timestepsTotal = null;
-        _episodesTotal = null;
-        _timeSinceRestore = 0;
-        _iterationsSinceRestore = 0;
-        _timestepsSinceRestore = 0;
-        _last = null;
+        _counters = new HostCounters();
         Trainable.Iteration = 0;
         return true;
     }
@@ -259,20 +197,5 @@ public sealed class TrainableHost : IDisposable
         Metrics = Array.Empty<KeyValuePair<string, object>>(),
         TrialId = Context.TrialId,
         ExperimentTag = Context.ExperimentTag,
-    };
-
-    // Called after the step's dispose scope: the converted copy is held by a local until the read returns.
-    private static long ReadLong(Tensor t)
-    {
-        using var value = t.to(ScalarType.Float64);
-        return (long)value.item<double>();
-    }
-
-    private static long? AsLong(object value) => value switch
-    {
-        long l => l,
-        double d => (long)d,
-        Tensor t => ReadLong(t),
-        _ => null,
     };
 }

@@ -140,4 +140,27 @@ public class SweepPlanTests
         Assert.True(SweepPlan.Parse(Head, "t.yaml").Tune.RunAhead);
         Assert.False(SweepPlan.Parse(Head + "executor: {run_ahead: false}\n", "t.yaml").Tune.RunAhead);
     }
+
+    [Fact]
+    public void Fusion_is_off_unless_the_executor_section_turns_it_on_with_its_lane_count()
+    {
+        Assert.Null(SweepPlan.Parse(Head, "t.yaml").Tune.Fusion);
+        var auto = SweepPlan.Parse(Head + "executor: {fuse: auto}\n", "t.yaml").Tune.Fusion!;
+        Assert.Equal(TorchTrials.Runner.Execution.FuseMode.Auto, auto.Fuse);
+        Assert.Equal(TorchTrials.Runner.Execution.FusionOptions.DefaultMaxMembers, auto.MaxMembers);
+        var eight = SweepPlan.Parse(Head + "executor: {fuse: auto, max_members: 8}\n", "t.yaml").Tune.Fusion!;
+        Assert.Equal(8, eight.MaxMembers);
+        Assert.Equal(TorchTrials.Runner.Execution.FuseMode.Off, SweepPlan.Parse(Head + "executor: {fuse: off}\n", "t.yaml").Tune.Fusion!.Fuse);
+    }
+
+    [Theory]
+    [InlineData("executor: {fuse: always}", "executor.fuse", "must be one of")]
+    [InlineData("executor: {fuse: auto, max_members: 0}", "executor.max_members", "")]
+    [InlineData("executor: {fuse: auto, max_member: 4}", "executor.max_member", "max_members")]
+    [InlineData("executor: {type: inline, fuse: auto}", "executor.fuse", "concurrent executor")]
+    public void Bad_fusion_options_are_reported_with_their_key(string line, string path, string message)
+    {
+        var error = Assert.Throws<SpecValidationException>(() => SweepPlan.Parse(Head + line + "\n", "test.yaml"));
+        Assert.Contains(error.Errors, e => e.Path.StartsWith(path, StringComparison.Ordinal) && e.Message.Contains(message, StringComparison.Ordinal));
+    }
 }

@@ -143,6 +143,8 @@ internal static class ProgressView
             columns.Add(new FitColumn(key, values.Select(v => FittedTable.Compact(v.GetValueOrDefault(key, ""))).ToList()) { Priority = 10 + k, RightAligned = true });
         }
         columns.Add(new FitColumn("iter", rows.Select(r => r.Iteration.ToString(CultureInfo.InvariantCulture)).ToList()) { RightAligned = true });
+        if (rows.Any(r => r.Lane is not null))
+            columns.Add(new FitColumn("lane", rows.Select(r => r.Lane ?? "").ToList()) { Priority = 5 });
         if (snapshot.Metric is { } metric)
         {
             columns.Add(new FitColumn(metric, rows.Select(r => r.Metric is { } m ? Number(m) : "").ToList()) { RightAligned = true });

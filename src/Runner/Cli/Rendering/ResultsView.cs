@@ -47,6 +47,8 @@ internal static class ResultsView
             columns.Add(new FitColumn(key, rows.Select(t => t.Config.TryGetValue(key, out var v) ? FittedTable.Compact(TrialConfig.Format(v)) : "").ToList()) { Priority = 10 + k, RightAligned = true });
         }
         columns.Add(new FitColumn("iter", rows.Select(t => (t.LastResult?.TrainingIteration ?? 0).ToString(CultureInfo.InvariantCulture)).ToList()) { RightAligned = true });
+        if (rows.Any(t => t.Lane is not null))
+            columns.Add(new FitColumn("lane", rows.Select(t => t.Lane ?? "").ToList()) { Priority = 5 });
         if (grid.Metric is { } metric)
         {
             columns.Add(new FitColumn(metric, rows.Select(t => t.LastResult is { } r && r.TryGetDouble(metric, out var v) ? Number(v) : "").ToList()) { RightAligned = true });

@@ -114,6 +114,26 @@ public class ProgressViewTests(Xunit.Abstractions.ITestOutputHelper output)
     [Theory]
     [InlineData(80, 24)]
     [InlineData(160, 50)]
+    public void A_fused_sweep_shows_each_trials_array_and_lane_within_the_terminal(int width, int height)
+    {
+        var plain = Sweep(running: 4, pending: 12, terminated: 26, stopped: 15, errors: 3);
+        var fused = plain with { Trials = plain.Trials.Select((r, i) => r.Status == TrialStatus.Pending ? r : r with { Lane = $"a{1 + i / 16}.{i % 16}" }).ToList() };
+        fused = fused with { Best = fused.Trials.Single(r => r.TrialId == plain.Best!.TrialId) };
+
+        var screen = Screen(fused, width, height);
+        output.WriteLine(string.Join('\n', screen));
+
+        Assert.All(screen, line => Assert.True(line.Length <= width, $"{line.Length} columns: \"{line}\""));
+        var header = screen.Single(l => l.StartsWith("trial ", StringComparison.Ordinal));
+        Assert.Contains("lane", header);
+        var running = fused.Trials.First(r => r.Status == TrialStatus.Running);
+        Assert.Contains(screen, l => l.StartsWith(running.TrialId + " ", StringComparison.Ordinal) && l.Contains($" {running.Lane} "));
+        Assert.DoesNotContain("lane", Screen(plain, width, height).Single(l => l.StartsWith("trial ", StringComparison.Ordinal)));
+    }
+
+    [Theory]
+    [InlineData(80, 24)]
+    [InlineData(160, 50)]
     public void The_summary_line_counts_trials_by_status_with_who_stopped_them(int width, int height)
     {
         var screen = Screen(Sweep(running: 2, pending: 5, terminated: 9, stopped: 3, errors: 1), width, height);

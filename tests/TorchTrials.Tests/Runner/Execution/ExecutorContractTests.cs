@@ -130,7 +130,7 @@ public abstract class ExecutorContractTests : IDisposable
     }
 
     [Fact]
-    public void A_reused_trainable_keeps_its_slot_and_starts_the_next_trial_from_iteration_one()
+    public virtual void A_reused_trainable_keeps_its_slot_and_starts_the_next_trial_from_iteration_one()
     {
         var (executor, allocator) = Executor(cpus: 1, reuse: true);
         var first = Trained(executor, "t1", 2);
@@ -149,7 +149,7 @@ public abstract class ExecutorContractTests : IDisposable
     }
 
     [Fact]
-    public void A_reused_trainable_that_cannot_reset_fails_the_start_and_frees_its_slot()
+    public virtual void A_reused_trainable_that_cannot_reset_fails_the_start_and_frees_its_slot()
     {
         var (executor, allocator) = Executor(cpus: 1, reuse: true);
         var first = Trained(executor, "t1", 1);
@@ -163,7 +163,7 @@ public abstract class ExecutorContractTests : IDisposable
     }
 
     [Fact]
-    public void A_failed_trial_is_not_kept_for_reuse()
+    public virtual void A_failed_trial_is_not_kept_for_reuse()
     {
         var (executor, allocator) = Executor(cpus: 1, reuse: true);
         var trial = Trained(executor, "t1", 1);
@@ -232,7 +232,7 @@ public abstract class ExecutorContractTests : IDisposable
     }
 
     [Fact]
-    public void Disposing_the_executor_frees_every_slot_of_running_and_cached_trials()
+    public virtual void Disposing_the_executor_frees_every_slot_of_running_and_cached_trials()
     {
         var (executor, allocator) = Executor(cpus: 3, reuse: true);
         var cached = Trained(executor, "cached", 1);
@@ -302,7 +302,7 @@ public abstract class ExecutorContractTests : IDisposable
         }
     }
 
-    private (ITrialExecutor Executor, DeviceSlotAllocator Allocator) Executor(int cpus, bool reuse = false)
+    protected (ITrialExecutor Executor, DeviceSlotAllocator Allocator) Executor(int cpus, bool reuse = false)
     {
         var allocator = new DeviceSlotAllocator(DeviceInventory.Simulated(cpus));
         var options = new ExecutorOptions { ReuseTrainables = reuse, SpillDirectory = Path.Combine(_dir.Path, "spill") };
@@ -311,7 +311,7 @@ public abstract class ExecutorContractTests : IDisposable
         return (executor, allocator);
     }
 
-    private static Trial Fake(string id, params (string Key, object? Value)[] config) =>
+    protected static Trial Fake(string id, params (string Key, object? Value)[] config) =>
         new("__fake", TrialConfig.From(config), id, new Resources(cpu: 1));
 
     /// <summary>A trial started and trained <paramref name="steps"/> steps.</summary>
@@ -323,7 +323,7 @@ public abstract class ExecutorContractTests : IDisposable
         return trial;
     }
 
-    private static TrainableContext Context(Trial trial, DeviceSlot slot) => new() { TrialId = trial.Id, Slot = slot };
+    protected static TrainableContext Context(Trial trial, DeviceSlot slot) => new() { TrialId = trial.Id, Slot = slot };
 
     /// <summary>The next event of any trial; fails when none comes (or none can come).</summary>
     private static ExecutorEvent Next(ITrialExecutor executor)
@@ -349,7 +349,7 @@ public abstract class ExecutorContractTests : IDisposable
     }
 
     /// <summary>Grants <paramref name="steps"/> steps as the controller does (again after each end of training) and collects the results.</summary>
-    private static List<TrialResult> Train(ITrialExecutor executor, Trial trial, int steps)
+    protected static List<TrialResult> Train(ITrialExecutor executor, Trial trial, int steps)
     {
         var results = new List<TrialResult>();
         while (results.Count < steps)
