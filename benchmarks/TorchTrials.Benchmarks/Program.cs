@@ -23,6 +23,8 @@ IBenchmark[] all =
     new EarlyStoppingBenchmark(EarlyStoppingBenchmark.Space.Narrow),
     new EarlyStoppingBenchmark(EarlyStoppingBenchmark.Space.Wide),
     new EarlyStoppingBenchmark(EarlyStoppingBenchmark.Space.Fashion),
+    new FusionThroughputBenchmark(),
+    new FusionSweepBenchmark(),
 };
 
 if (args.Contains("--list"))

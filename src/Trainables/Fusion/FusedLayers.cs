@@ -109,16 +109,14 @@ public sealed class FusedDropout : IDisposable
             _scale.copy_(s);
             _dirty = false;
         }
+        if (!drawing.Any(k => _p[k] > 0)) return scope.MoveToOuter(x.alias());
         var draws = zeros_like(x);
-        bool any = false;
         foreach (int k in drawing)
         {
             if (_p[k] == 0) continue;
-            any = true;
             using var slice = draws.select(0, k);
             slice.uniform_(0, 1, generators[k]);
         }
-        if (!any) return scope.MoveToOuter(x.alias());
         var keep = draws.ge_(_threshold.to(x.dtype)).to(x.dtype).mul_(_scale.to(x.dtype));
         return scope.MoveToOuter(x.mul(keep));
     }
