@@ -106,9 +106,54 @@ public sealed class FusionThroughputBenchmark : IBenchmark
         foreach (var lane in lanes) lane.Iteration++;
     }
 
-    private static DeviceSlot Slot() => new DeviceSlotAllocator(DeviceInventory.Simulated(1)).TryAllocate(new Resources(cpu: 1), "bench")!;
+    /// <summary>Where the models train: the CPU, or with <see cref="UseCuda"/> one GPU of this machine.</summary>
+    internal static bool UseCuda { get; set; }
+
+    private static DeviceSlot Slot() => UseCuda
+        ? new DeviceSlotAllocator(DeviceInventory.Detect()).TryAllocate(new Resources(cpu: 1, gpu: 0.5), "bench")!
+        : new DeviceSlotAllocator(DeviceInventory.Simulated(1)).TryAllocate(new Resources(cpu: 1), "bench")!;
 
     private static TrainableContext Context(string id, long seed) => new() { TrialId = id, Slot = Slot(), Seed = seed };
+
+    internal static (double Alone, double Fused) GpuRates(int members)
+    {
+        var entry = TrainableRegistry.CreateDefault().Get("mlp_digits");
+        var config = TrialConfig.From(("width", 64), ("depth", 2), ("batch_size", 32), ("lr", 0.003), ("optimizer", "adam"));
+        UseCuda = true;
+        try
+        {
+            AloneRate(entry, config, 2, threads: 1);
+            return (AloneRate(entry, config, 8, threads: 1), FusedRate(entry, config, members));
+        }
+        finally
+        {
+            UseCuda = false;
+        }
+    }
+}
+
+/// <summary>
+/// Issue 12 (c): on a CUDA machine, 64 small digits MLPs (width 64, depth 2, batch 32) fused into one array vs one after
+/// another on one GPU, model-epochs/s. Goal: at least 10x. Without CUDA it reports that it did not run (build/gpu-check.sh
+/// runs it on a GPU machine).
+/// </summary>
+public sealed class FusionGpuBenchmark : IBenchmark
+{
+    public string Name => "fusion-gpu";
+
+    public string Title => "Fused arrays on a GPU: 64 small trials fused vs one after another";
+
+    public BenchOutcome Run(BenchOptions options)
+    {
+        const string Goal = ">= 10x one after another";
+        if (!TorchSharp.torch.cuda.is_available())
+            return new BenchOutcome(Name, Title, Goal, Array.Empty<Measurement>(), "fused / one after another", null, null,
+                "did not run: no CUDA device is available to TorchSharp on this machine");
+        var (alone, fused) = FusionThroughputBenchmark.GpuRates(64);
+        return new BenchOutcome(Name, Title, Goal,
+            new[] { new Measurement("one after another", "model-epochs/s", new[] { alone }), new Measurement("64 fused", "model-epochs/s", new[] { fused }) },
+            "fused / one after another", fused / alone, fused / alone >= 10, $"device: {TorchSharp.torch.cuda.device_count()} CUDA device(s)");
+    }
 }
 
 /// <summary>

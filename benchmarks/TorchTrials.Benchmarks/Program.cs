@@ -25,6 +25,7 @@ IBenchmark[] all =
     new EarlyStoppingBenchmark(EarlyStoppingBenchmark.Space.Fashion),
     new FusionThroughputBenchmark(),
     new FusionSweepBenchmark(),
+    new FusionGpuBenchmark(),
 };
 
 if (args.Contains("--list"))
