@@ -19,6 +19,7 @@ IBenchmark[] all =
     new SearchOverheadBenchmark(),
     new TpeCostBenchmark(),
     new ParzenKernelBenchmark(),
+    new FusedOptimizerBenchmark(),
     new SearchQualityBenchmark(),
     new EarlyStoppingBenchmark(EarlyStoppingBenchmark.Space.Narrow),
     new EarlyStoppingBenchmark(EarlyStoppingBenchmark.Space.Wide),

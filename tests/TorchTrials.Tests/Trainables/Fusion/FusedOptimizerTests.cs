@@ -276,17 +276,22 @@ public class FusedOptimizerTests
         using var quiet = new Rig(kind);
         using var collected = new Rig(kind);
 
-        // When one steps alone and the other while a thread forces garbage collections
-        for (int i = 0; i < 100; i++) quiet.Iterate();
+        // When one steps alone and the other while a thread forces garbage collections (and one more before each step)
+        const int Steps = 30;
+        for (int i = 0; i < Steps; i++) quiet.Iterate();
         using var stop = new CancellationTokenSource();
         var collector = new Thread(() =>
         {
-            while (!stop.IsCancellationRequested) GC.Collect(0);
+            while (!stop.IsCancellationRequested)
+            {
+                GC.Collect(0);
+                Thread.Yield();
+            }
         }) { IsBackground = true };
         collector.Start();
         try
         {
-            for (int i = 0; i < 100; i++) collected.Iterate(around: step => { GC.Collect(); step(); });
+            for (int i = 0; i < Steps; i++) collected.Iterate(around: step => { GC.Collect(0); step(); });
         }
         finally
         {
