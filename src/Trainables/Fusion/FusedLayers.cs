@@ -41,12 +41,16 @@ public sealed class FusedLinear : IDisposable
         yield return Bias;
     }
 
-    public Tensor Forward(Tensor x)
+    /// <param name="x">[K, B, in], or [M, B, in] when <paramref name="members"/> selects M members, or [B, in] shared.</param>
+    /// <param name="members">The members to compute, as a long index (null: all): the others cost nothing but their share of the gradient's zero fill.</param>
+    public Tensor Forward(Tensor x, Tensor? members = null)
     {
         using var scope = NewDisposeScope();
-        var weightT = Weight.transpose(1, 2);
+        var weight = members is null ? Weight : Weight.index_select(0, members);
+        var bias = members is null ? Bias : Bias.index_select(0, members);
+        var weightT = weight.transpose(1, 2);
         using var one = 1.ToScalar();
-        var y = (x.dim() == 2 ? matmul(x, weightT) : bmm(x, weightT)).add_(Bias.unsqueeze(1), one);
+        var y = (x.dim() == 2 ? matmul(x, weightT) : bmm(x, weightT)).add_(bias.unsqueeze(1), one);
         return scope.MoveToOuter(y);
     }
 
@@ -96,9 +100,11 @@ public sealed class FusedDropout : IDisposable
 
     /// <summary>
     /// <paramref name="x"/> [K, B, width] with each drawing member's mask applied; <paramref name="generators"/>[k] is member
-    /// k's generator, used only for the members in <paramref name="drawing"/> whose p is above 0.
+    /// k's generator, used only for the members in <paramref name="drawing"/> whose p is above 0. With
+    /// <paramref name="members"/> (a long index of M members), <paramref name="x"/> is [M, B, width] and row j is member
+    /// <paramref name="drawing"/>[j].
     /// </summary>
-    public Tensor Forward(Tensor x, IReadOnlyList<int> drawing, IReadOnlyList<Generator> generators)
+    public Tensor Forward(Tensor x, IReadOnlyList<int> drawing, IReadOnlyList<Generator> generators, Tensor? members = null)
     {
         using var scope = NewDisposeScope();
         if (_dirty)
@@ -111,13 +117,16 @@ public sealed class FusedDropout : IDisposable
         }
         if (!drawing.Any(k => _p[k] > 0)) return scope.MoveToOuter(x.alias());
         var draws = zeros_like(x);
-        foreach (int k in drawing)
+        for (int j = 0; j < drawing.Count; j++)
         {
+            int k = drawing[j];
             if (_p[k] == 0) continue;
-            using var slice = draws.select(0, k);
+            using var slice = draws.select(0, members is null ? k : j);
             slice.uniform_(0, 1, generators[k]);
         }
-        var keep = draws.ge_(_threshold.to(x.dtype)).to(x.dtype).mul_(_scale.to(x.dtype));
+        var threshold = members is null ? _threshold : _threshold.index_select(0, members);
+        var scale = members is null ? _scale : _scale.index_select(0, members);
+        var keep = draws.ge_(threshold.to(x.dtype)).to(x.dtype).mul_(scale.to(x.dtype));
         return scope.MoveToOuter(x.mul(keep));
     }
 

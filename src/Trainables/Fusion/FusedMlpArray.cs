@@ -107,37 +107,38 @@ public sealed class FusedMlpArray : FusedTrainable
         foreach (var lane in lanes)
             if (!_configured[lane.Index]) throw new InvalidOperationException($"lane {lane.Index} of array {Context.ArrayId} was not set up");
         var device = Context.Device;
-        int capacity = Capacity;
         long n = _trainY!.shape[0];
         var indices = lanes.Select(l => l.Index).ToArray();
 
         // Each lane's epoch order, as alone; idle lanes take the identity (their outputs are not used).
-        var order = new long[capacity * n];
-        for (int k = 0; k < capacity; k++)
-            for (long i = 0; i < n; i++) order[k * n + i] = i;
-        foreach (var lane in lanes)
+        // Only the stepped lanes are computed (row j of every batch is lane indices[j]); with every lane stepped, no index.
+        int rows0 = indices.Length;
+        using var stepped = rows0 == Capacity && indices.Select((k, j) => k == j).All(b => b)
+            ? null
+            : tensor(indices.Select(i => (long)i).ToArray(), device: device);
+        // Each stepped lane's epoch order, as alone.
+        var order = new long[rows0 * n];
+        for (int j = 0; j < rows0; j++)
         {
-            var span = new Span<long>(order, (int)(lane.Index * n), (int)n);
-            SupervisedTrainable.EpochOrder(lane.Trial.Seed, lane.Iteration).Shuffle(span);
+            var span = new Span<long>(order, (int)(j * n), (int)n);
+            for (int i = 0; i < n; i++) span[i] = i;
+            SupervisedTrainable.EpochOrder(lanes[j].Trial.Seed, lanes[j].Iteration).Shuffle(span);
         }
-        using var perm = tensor(order, device: device).view(capacity, n);
-        using var stepped = tensor(indices.Select(i => (long)i).ToArray(), device: device);
-        using var one = 1.0.ToScalar();
-        using var mask = zeros(capacity, device: device).index_fill_(0, stepped, one);
+        using var perm = tensor(order, device: device).view(rows0, n);
 
-        var lossSum = zeros(capacity, device: device);
+        var lossSum = zeros(rows0, device: device);
         for (long start = 0; start < n; start += _batchSize)
         {
             Context.Cancellation.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
             long rows = Math.Min(_batchSize, n - start);
             var idx = perm.narrow(1, start, rows).reshape(-1);
-            var x = _trainX!.index_select(0, idx).view(capacity, rows, -1);
-            var y = _trainY.index_select(0, idx).view(capacity, rows);
+            var x = _trainX!.index_select(0, idx).view(rows0, rows, -1);
+            var y = _trainY.index_select(0, idx).view(rows0, rows);
             _optimizer!.ZeroGrad();
-            var output = Forward(x, training: true, indices);
+            var output = Forward(x, training: true, indices, stepped);
             var losses = MemberLosses(output, y);
-            losses.mul(mask).sum().backward();
+            losses.sum().backward();
             _optimizer.Step(indices);
             using var batchRows = rows.ToScalar();
             lossSum.add_(losses.detach(), alpha: batchRows);
@@ -148,8 +149,8 @@ public sealed class FusedMlpArray : FusedTrainable
         Tensor valLoss, accuracy;
         using (no_grad())
         {
-            var output = Evaluate(_validX!);
-            valLoss = MemberLosses(output, _validY!.unsqueeze(0).expand(capacity, -1));
+            var output = Evaluate(_validX!, stepped);
+            valLoss = MemberLosses(output, _validY!.unsqueeze(0).expand(rows0, -1));
             accuracy = output.argmax(2).eq(_validY.unsqueeze(0)).to(ScalarType.Float32).mean(new long[] { 1 });
         }
 
@@ -159,17 +160,17 @@ public sealed class FusedMlpArray : FusedTrainable
         {
             var lane = lanes[j];
             int k = lane.Index;
-            if (!finite[k])
+            if (!finite[j])
             {
                 outcomes[j] = LaneStepOutcome.Failed(new ArithmeticException(
                     $"trial {lane.Trial.TrialId}: the training loss of its epoch {lane.Iteration + 1} is not finite (lane {k} of fused array {Context.ArrayId}; lr {lane.Config.GetDouble("lr", 1e-3)})"));
                 continue;
             }
             var metrics = new Metrics();
-            metrics.Add("loss", loss.select(0, k));
-            metrics.Add("val_loss", valLoss.select(0, k));
-            metrics.Add("val_accuracy", accuracy.select(0, k));
-            metrics.Add("mean_accuracy", accuracy.select(0, k).clone());
+            metrics.Add("loss", loss.select(0, j));
+            metrics.Add("val_loss", valLoss.select(0, j));
+            metrics.Add("val_accuracy", accuracy.select(0, j));
+            metrics.Add("mean_accuracy", accuracy.select(0, j).clone());
             metrics.Add("lr", lane.Config.GetDouble("lr", 1e-3));
             outcomes[j] = LaneStepOutcome.Ok(metrics);
         }
@@ -293,28 +294,29 @@ public sealed class FusedMlpArray : FusedTrainable
         _optimizer = FusedOptimizer.Create(config.GetString("optimizer", "adam"), Parameters().ToList(), Capacity);
     }
 
-    private Tensor Forward(Tensor x, bool training, IReadOnlyList<int> drawing)
+    /// <summary>The outputs of the lanes <paramref name="lanes"/> (row j = lane lanes[j]; all lanes in order when <paramref name="members"/> is null).</summary>
+    private Tensor Forward(Tensor x, bool training, IReadOnlyList<int> lanes, Tensor? members)
     {
         using var scope = NewDisposeScope();
         var h = x;
         for (int i = 0; i < _layers.Length; i++)
         {
-            h = _layers[i].Forward(h);
+            h = _layers[i].Forward(h, members);
             if (i == _layers.Length - 1) break;
             h = nn.functional.relu(h);
-            if (training) h = _dropout!.Forward(h, drawing, _generators!);
+            if (training) h = _dropout!.Forward(h, lanes, _generators!, members);
         }
         return scope.MoveToOuter(h);
     }
 
     /// <summary>The outputs [K, rows, classes] of every lane for one shared input, in chunks as the unfused trainable evaluates.</summary>
-    private Tensor Evaluate(Tensor x)
+    private Tensor Evaluate(Tensor x, Tensor? members)
     {
         long n = x.shape[0];
-        if (n <= SupervisedTrainable.EvaluationChunk) return Forward(x, training: false, Array.Empty<int>());
+        if (n <= SupervisedTrainable.EvaluationChunk) return Forward(x, training: false, Array.Empty<int>(), members);
         var chunks = new List<Tensor>();
         for (long start = 0; start < n; start += SupervisedTrainable.EvaluationChunk)
-            chunks.Add(Forward(x.narrow(0, start, Math.Min(SupervisedTrainable.EvaluationChunk, n - start)), training: false, Array.Empty<int>()));
+            chunks.Add(Forward(x.narrow(0, start, Math.Min(SupervisedTrainable.EvaluationChunk, n - start)), training: false, Array.Empty<int>(), members));
         return cat(chunks, 1);
     }
 
