@@ -43,11 +43,13 @@ public sealed class FusedLinear : IDisposable
 
     /// <param name="x">[K, B, in], or [M, B, in] when <paramref name="members"/> selects M members, or [B, in] shared.</param>
     /// <param name="members">The members to compute, as a long index (null: all): the others cost nothing but their share of the gradient's zero fill.</param>
-    public Tensor Forward(Tensor x, Tensor? members = null)
+    public Tensor Forward(Tensor x, Tensor? members = null) =>
+        Apply(x, members is null ? Weight : Weight.index_select(0, members), members is null ? Bias : Bias.index_select(0, members));
+
+    /// <summary>The layer's function on given [M, out, in] weights and [M, out] biases (for example leaf copies of some members').</summary>
+    public static Tensor Apply(Tensor x, Tensor weight, Tensor bias)
     {
         using var scope = NewDisposeScope();
-        var weight = members is null ? Weight : Weight.index_select(0, members);
-        var bias = members is null ? Bias : Bias.index_select(0, members);
         var weightT = weight.transpose(1, 2);
         using var one = 1.ToScalar();
         var y = (x.dim() == 2 ? matmul(x, weightT) : bmm(x, weightT)).add_(bias.unsqueeze(1), one);

@@ -135,11 +135,22 @@ public sealed class FusedMlpArray : FusedTrainable
             var idx = perm.narrow(1, start, rows).reshape(-1);
             var x = _trainX!.index_select(0, idx).view(rows0, rows, -1);
             var y = _trainY.index_select(0, idx).view(rows0, rows);
-            _optimizer!.ZeroGrad();
-            var output = Forward(x, training: true, indices, stepped);
-            var losses = MemberLosses(output, y);
-            losses.sum().backward();
-            _optimizer.Step(indices);
+            Tensor losses;
+            if (stepped is null)
+            {
+                _optimizer!.ZeroGrad();
+                losses = MemberLosses(Forward(x, training: true, indices, null), y);
+                losses.sum().backward();
+                _optimizer.Step(indices);
+            }
+            else
+            {
+                // Some lanes: leaf copies of just their weights, so neither the forward nor the backward touches the others'.
+                var leaves = Parameters().Select(p => p.index_select(0, stepped).detach().requires_grad_(true)).ToList();
+                losses = MemberLosses(Forward(x, training: true, indices, stepped, leaves), y);
+                losses.sum().backward();
+                _optimizer!.Step(indices, leaves.Select(l => l.grad!).ToList());
+            }
             using var batchRows = rows.ToScalar();
             lossSum.add_(losses.detach(), alpha: batchRows);
         }
@@ -295,13 +306,13 @@ public sealed class FusedMlpArray : FusedTrainable
     }
 
     /// <summary>The outputs of the lanes <paramref name="lanes"/> (row j = lane lanes[j]; all lanes in order when <paramref name="members"/> is null).</summary>
-    private Tensor Forward(Tensor x, bool training, IReadOnlyList<int> lanes, Tensor? members)
+    private Tensor Forward(Tensor x, bool training, IReadOnlyList<int> lanes, Tensor? members, IReadOnlyList<Tensor>? leaves = null)
     {
         using var scope = NewDisposeScope();
         var h = x;
         for (int i = 0; i < _layers.Length; i++)
         {
-            h = _layers[i].Forward(h, members);
+            h = leaves is null ? _layers[i].Forward(h, members) : FusedLinear.Apply(h, leaves[2 * i], leaves[2 * i + 1]);
             if (i == _layers.Length - 1) break;
             h = nn.functional.relu(h);
             if (training) h = _dropout!.Forward(h, lanes, _generators!, members);

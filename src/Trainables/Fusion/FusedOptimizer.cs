@@ -12,7 +12,7 @@ namespace TorchTrials.Trainables.Fusion;
 /// parameters): each parameter is [K, ...unfused shape], lane k of it belongs to member k, and every hyperparameter is a
 /// per-lane value read from that member's config by <see cref="ConfigureLane"/> (the keys and defaults of
 /// <see cref="OptimizerSettings"/>, which the unfused optimizers read too). Unlike HFTA, whose members all step together
-/// and share one step count, lanes are independent: <see cref="Step"/> changes only the lanes it is given (parameters and
+/// and share one step count, lanes are independent: <see cref="Step(IReadOnlyList{int})"/> changes only the lanes it is given (parameters and
 /// state; Adam's moments decay even for a zero gradient, so the others must not be touched), each lane has its own step
 /// count per parameter, and a lane's state saves and restores in the layout of the unfused optimizer's checkpoint.
 /// <para>
@@ -200,9 +200,18 @@ public abstract class FusedOptimizer : IDisposable
     /// One optimizer step for <paramref name="lanes"/> (distinct, configured); every other lane's parameters and state stay
     /// exactly as they are. A parameter without a gradient is skipped, as the unfused optimizers skip it.
     /// </summary>
-    public void Step(IReadOnlyList<int> lanes)
+    public void Step(IReadOnlyList<int> lanes) => Step(lanes, null);
+
+    /// <summary>
+    /// As <see cref="Step(IReadOnlyList{int})"/>, with the gradients given for just those lanes: <paramref name="laneGrads"/>[i]
+    /// is [lanes.Count, ...] for parameter i, row j for lane <paramref name="lanes"/>[j] (what a program that computes only
+    /// its stepped lanes has, without filling full-size gradients); the parameters' own <c>grad</c> is not read.
+    /// </summary>
+    public void Step(IReadOnlyList<int> lanes, IReadOnlyList<Tensor>? laneGrads)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (laneGrads is not null && laneGrads.Count != _parameters.Length)
+            throw new ArgumentException($"{laneGrads.Count} gradients for {_parameters.Length} parameters", nameof(laneGrads));
         ArgumentNullException.ThrowIfNull(lanes);
         if (lanes.Count == 0) return;
         var seen = new bool[Capacity];
@@ -218,7 +227,9 @@ public abstract class FusedOptimizer : IDisposable
         if (_dirty) Upload();
         using var one = 1.ToScalar();
         var grads = new Tensor?[_parameters.Length];
-        for (int i = 0; i < grads.Length; i++) grads[i] = _parameters[i].grad;
+        for (int i = 0; i < grads.Length; i++) grads[i] = laneGrads is null ? _parameters[i].grad : laneGrads[i];
+        var position = new int[Capacity];
+        for (int j = 0; j < lanes.Count; j++) position[lanes[j]] = j;
         bool allGrads = grads.All(g => g is not null);
         var variants = new SortedDictionary<int, List<int>>();
         for (int lane = 0; lane < Capacity; lane++)
@@ -243,23 +254,28 @@ public abstract class FusedOptimizer : IDisposable
             }
             var group = new Group(this, variant, groupLanes, set.Index, one);
             PrepareGroup(group);
+            // Given gradients are rows in the order of lanes: the group's rows, in lane order.
+            Tensor? rows = null;
+            if (laneGrads is not null && !(groupLanes.Count == lanes.Count && groupLanes.Select(l => position[l]).SequenceEqual(Enumerable.Range(0, lanes.Count))))
+                rows = tensor(groupLanes.Select(l => (long)position[l]).ToArray(), device: Device);
             for (int i = 0; i < _parameters.Length; i++)
             {
                 var grad = grads[i];
                 if (grad is null) continue;
                 var parameter = _parameters[i];
                 var state = new Tensor[Slots.Count];
+                var laneGrad = laneGrads is null ? null : rows is null ? grad : grad.index_select(0, rows);
                 if (set.Index is null)
                 {
                     for (int s = 0; s < state.Length; s++) state[s] = _state[s][i];
-                    Update(group, i, parameter, grad, state);
+                    Update(group, i, parameter, laneGrad ?? grad, state);
                 }
                 else
                 {
                     var index = set.Index;
                     var p = parameter.index_select(0, index);
                     for (int s = 0; s < state.Length; s++) state[s] = _state[s][i].index_select(0, index);
-                    Update(group, i, p, grad.index_select(0, index), state);
+                    Update(group, i, p, laneGrad ?? grad.index_select(0, index), state);
                     parameter.index_copy_(0, index, p);
                     for (int s = 0; s < state.Length; s++) _state[s][i].index_copy_(0, index, state[s]);
                 }
