@@ -244,3 +244,77 @@ public sealed class FusionSweepBenchmark : IBenchmark
         return new SweepOutcome(seconds, best, grid.NumErrors, arrays);
     }
 }
+
+/// <summary>
+/// Issue 12, why (b) misses: model-epochs/s of a 16-lane digits MLP array when only L of its lanes train (the others stopped
+/// by a scheduler), L = 1, 2, 4, 8, 16, against one model alone; widths 64 and 256, depth 2, batch 32, Adam and SGD.
+/// </summary>
+public sealed class FusionLanesBenchmark : IBenchmark
+{
+    public string Name => "fusion-lanes";
+
+    public string Title => "Fused arrays: model-epochs/s with L of 16 lanes training vs one model alone";
+
+    public BenchOutcome Run(BenchOptions options)
+    {
+        var measurements = new List<Measurement>();
+        var notes = new List<string>();
+        var entry = TrainableRegistry.CreateDefault().Get("mlp_digits");
+        foreach (var optimizer in new[] { "adam", "sgd" })
+            foreach (int width in new[] { 64, 256 })
+            {
+                var config = TrialConfig.From(("width", width), ("depth", 2), ("batch_size", 32), ("lr", 0.003), ("optimizer", optimizer), ("dropout", 0.1));
+                torch.set_num_threads(1);
+                double alone = Alone(entry, config);
+                measurements.Add(new($"{optimizer} width {width}: alone", "model-epochs/s", new[] { alone }));
+                var line = new List<string>();
+                foreach (int live in new[] { 1, 2, 4, 8, 16 })
+                {
+                    double fused = Fused(entry, config, 16, live);
+                    measurements.Add(new($"{optimizer} width {width}: {live} of 16 lanes", "model-epochs/s", new[] { fused }));
+                    line.Add($"{live}: {(fused / alone).ToString("0.00", CultureInfo.InvariantCulture)}x");
+                }
+                notes.Add($"{optimizer} width {width}: " + string.Join(", ", line));
+            }
+        return new BenchOutcome(Name, Title, "(diagnostic)", measurements, "", null, null, string.Join("; ", notes));
+    }
+
+    private static double Alone(RegisteredTrainable entry, TrialConfig config)
+    {
+        using (var warm = TrainableHost.Create(entry, config, Context("warm", 99))) warm.Train();
+        var watch = Stopwatch.StartNew();
+        for (int m = 0; m < 3; m++)
+        {
+            using var host = TrainableHost.Create(entry, config, Context($"m{m}", m));
+            host.Train();
+        }
+        return 3 / watch.Elapsed.TotalSeconds;
+    }
+
+    private static double Fused(RegisteredTrainable entry, TrialConfig config, int capacity, int live)
+    {
+        using var array = entry.CreateFusedArray!(new FusedArrayContext { ArrayId = "bench", Key = entry.FusionKey!(config)!, Capacity = capacity, Slot = Slot() });
+        var lanes = Enumerable.Range(0, capacity).Select(i => new FusedLane(i) { Trial = Context($"l{i}", i), Config = config }).ToList();
+        foreach (var lane in lanes) array.SetupLane(lane);
+        var stepped = lanes.Where((_, i) => i % (capacity / live) == 0).Take(live).ToList();
+        Epoch(array, stepped);
+        var watch = Stopwatch.StartNew();
+        int epochs = live >= 8 ? 1 : 3;
+        for (int e = 0; e < epochs; e++) Epoch(array, stepped);
+        return live * epochs / watch.Elapsed.TotalSeconds;
+    }
+
+    private static void Epoch(FusedTrainable array, List<FusedLane> lanes)
+    {
+        using var scope = torch.NewDisposeScope();
+        foreach (var (metrics, _) in array.Step(lanes))
+            if (metrics is not null)
+                foreach (var (_, value) in metrics.Entries)
+                    (value as torch.Tensor)?.Dispose();
+        foreach (var lane in lanes) lane.Iteration++;
+    }
+
+    private static DeviceSlot Slot() => new DeviceSlotAllocator(DeviceInventory.Simulated(1)).TryAllocate(new Resources(cpu: 1), "bench")!;
+
+    private static TrainableContext Context(string id, long seed) => new() { TrialId = id, Slot = Slot(), Seed = seed };
+}

@@ -26,6 +26,7 @@ IBenchmark[] all =
     new EarlyStoppingBenchmark(EarlyStoppingBenchmark.Space.Fashion),
     new FusionThroughputBenchmark(),
     new FusionSweepBenchmark(),
+    new FusionLanesBenchmark(),
     new FusionGpuBenchmark(),
 };
 

@@ -51,7 +51,9 @@ namespace TorchTrials.Runner.Execution;
 /// with the most pending trials (ties: the key whose oldest pending trial is oldest) among keys whose slot fits now. Paused
 /// trials (promotions, unpauses, PBT restarts) skip rule (2)'s key preference: the scheduler chose them deliberately. A
 /// trial that trains alone is admitted as by the concurrent executor. The controller keeps
-/// <see cref="PendingTrialsWanted"/> (slots x K for a fusable trainable) trials queued so arrays can fill. An array whose
+/// <see cref="PendingTrialsWanted"/> trials queued so arrays can fill: slots x K for a fusable trainable, and at least
+/// <see cref="FusionOptions.Lookahead"/> when the search samples independently of results (grid, random), since with many
+/// shape keys (72 in the sweep) a window of slots x K holds about one trial per key and every array runs one lane. An array whose
 /// lanes are all empty keeps its slot while pending trials of its key wait (they refill it next step) and gives it back
 /// otherwise, or at once when another key or an unfused trial needs the slot.
 /// </para>
@@ -61,6 +63,9 @@ public sealed class FusedTrialExecutor : ITrialExecutor
     private const int ChunkResults = 256;
     private const double ChunkMilliseconds = 20;
     private const int MaxArraysEstimated = 64;
+
+    /// <summary>How long an array waits for lanes about to be answered before stepping the lanes it has (<see cref="AwaitsAnswers"/>).</summary>
+    private static readonly TimeSpan AnswerWait = TimeSpan.FromMilliseconds(10);
 
     private readonly ConcurrentTrialExecutor _alone;
     private readonly TrainableRegistry _registry;
@@ -111,7 +116,8 @@ public sealed class FusedTrialExecutor : ITrialExecutor
             if (_fusion.Fuse == FuseMode.Off || _control is null) return 0;
             var sample = _control.Trials.Count > 0 ? _control.Trials[^1] : null;
             if (sample is null || KeyOf(sample) is null) return 0;
-            return SlotsFor(sample.Resources) * _fusion.MaxMembers;
+            int window = SlotsFor(sample.Resources) * _fusion.MaxMembers;
+            return _control.SearchSamplesIndependently ? Math.Max(window, _fusion.Lookahead) : window;
         }
     }
 
@@ -183,6 +189,7 @@ public sealed class FusedTrialExecutor : ITrialExecutor
             }
             array.Lanes[lane] = member;
             array.Remaining[lane] = 0;
+            array.AwaitingSince[lane] = Stopwatch.GetTimestamp();
             try
             {
                 host!.SetupLane(lane, context, config);
@@ -238,6 +245,7 @@ public sealed class FusedTrialExecutor : ITrialExecutor
             var array = member.Array;
             array.Remaining[member.Lane] = granted;
             array.FreshGrant[member.Lane] = true;
+            array.AwaitingSince[member.Lane] = 0;
             if (array.Pumping) return;
             array.Pumping = true;
             array.Thread.Post(() => Pump(array));
@@ -553,6 +561,15 @@ public sealed class FusedTrialExecutor : ITrialExecutor
             array.Pumping = false;
             return;
         }
+        if (AwaitsAnswers(array))
+        {
+            // Lanes set up or at the end of their grant are about to be answered (the controller handles one event per
+            // step and dispatches each answer on its own): stepping the granted lanes now would step them apart from the
+            // others for the rest of their runs, an array of one-lane steps. Wait briefly for the rest to be answered.
+            Thread.Sleep(1);
+            array.Thread.Post(() => Pump(array));
+            return;
+        }
 
         bool due = false;
         var ending = new HashSet<int>();
@@ -626,8 +643,30 @@ public sealed class FusedTrialExecutor : ITrialExecutor
             if (!byMember.TryGetValue(chunk[i].Member, out var list)) byMember[chunk[i].Member] = list = new List<TrialResult>();
             list.Add(results[i]);
         }
+        long now = Stopwatch.GetTimestamp();
         foreach (var (member, list) in byMember)
-            _alone.Publish(new ResultEvent(member.Trial, member.Incarnation, list) { EndOfTraining = ending.Contains(member.Lane) || array.Remaining[member.Lane] <= 0 });
+        {
+            bool end = ending.Contains(member.Lane) || array.Remaining[member.Lane] <= 0;
+            if (end && array.Lanes[member.Lane] == member) array.AwaitingSince[member.Lane] = now;
+            _alone.Publish(new ResultEvent(member.Trial, member.Incarnation, list) { EndOfTraining = end });
+        }
+    }
+
+    /// <summary>
+    /// True when some lane of <paramref name="array"/> holds a live trial without steps, set up or at the end of its grant
+    /// less than <see cref="AnswerWait"/> ago: its answer (more steps, stop, pause) is on its way (array thread).
+    /// </summary>
+    private static bool AwaitsAnswers(FusedArray array)
+    {
+        long now = Stopwatch.GetTimestamp();
+        for (int lane = 0; lane < array.Capacity; lane++)
+        {
+            var member = array.Lanes[lane];
+            long since = array.AwaitingSince[lane];
+            if (member is null || since == 0 || array.Remaining[lane] > 0 || member.StopRequested || member.Broken) continue;
+            if (Stopwatch.GetElapsedTime(since, now) < AnswerWait) return true;
+        }
+        return false;
     }
 
     /// <summary>Disposes the array on its thread, frees its slot and returns the thread.</summary>
@@ -746,6 +785,9 @@ public sealed class FusedTrialExecutor : ITrialExecutor
 
         public bool[] FreshGrant { get; } = new bool[capacity];
 
+        /// <summary>When each lane last became live without steps (set up, or its grant used up); 0 when it has steps or none is due.</summary>
+        public long[] AwaitingSince { get; } = new long[capacity];
+
         public bool Pumping { get; set; }
 
         public List<(int Lane, Member Member, PendingResult Pending)> Chunk { get; } = new();
@@ -753,3 +795,4 @@ public sealed class FusedTrialExecutor : ITrialExecutor
         public long ChunkStart { get; set; }
     }
 }
+

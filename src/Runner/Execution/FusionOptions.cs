@@ -21,6 +21,16 @@ public sealed record FusionOptions
     /// <summary>Lanes (trials) one array holds at most, on its one slot.</summary>
     public int MaxMembers { get; init; } = DefaultMaxMembers;
 
+    /// <summary>Pending trials kept queued when the search samples independently of results, so trials of one key meet in one array; the one place the default lives.</summary>
+    public const int DefaultLookahead = 1024;
+
+    /// <summary>
+    /// With grid or random search (<see cref="Search.ISearchAlgorithm.SamplesIndependently"/>), how many trials the controller
+    /// keeps pending for arrays to group by key (a model-based searcher keeps slots x <see cref="MaxMembers"/>: sampling ahead
+    /// would take results away from it). Ray keeps a pending window too (TUNE_MAX_PENDING_TRIALS_PG).
+    /// </summary>
+    public int Lookahead { get; init; } = DefaultLookahead;
+
     /// <summary>Fusion off: what a run without fusion options does.</summary>
     public static FusionOptions Off { get; } = new() { Fuse = FuseMode.Off };
 
@@ -28,5 +38,6 @@ public sealed record FusionOptions
     public void Validate()
     {
         if (MaxMembers < 1) throw new ArgumentException($"executor.max_members must be at least 1 (got {MaxMembers})");
+        if (Lookahead < 0) throw new ArgumentException($"FusionOptions.Lookahead must be 0 or more (got {Lookahead})");
     }
 }

@@ -99,6 +99,8 @@ public sealed class TrialController : ITrialControl, IDisposable
 
     public IEnumerable<Trial> PendingTrials => _book.Pending;
 
+    public bool SearchSamplesIndependently => _search.SamplesIndependently;
+
     public IEnumerable<Trial> PausedTrials => _book.Paused;
 
     public DeviceSlotAllocator Allocator => _executor.Allocator;

@@ -23,6 +23,9 @@ public interface ITrialControl
     /// <summary>Pending trials in the order they were queued.</summary>
     IEnumerable<Trial> PendingTrials { get; }
 
+    /// <summary>Whether the search produces trials independently of results (<see cref="Search.ISearchAlgorithm.SamplesIndependently"/>).</summary>
+    bool SearchSamplesIndependently => false;
+
     /// <summary>Paused trials in the order they were paused.</summary>
     IEnumerable<Trial> PausedTrials { get; }
 

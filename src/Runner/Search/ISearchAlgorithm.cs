@@ -43,11 +43,20 @@ public interface ISearchAlgorithm
     JsonNode? SaveState();
 
     void RestoreState(JsonNode state);
+
+    /// <summary>
+    /// True when the trials produced do not depend on the results of earlier ones (grid and random search, a fixed list):
+    /// producing them early changes nothing, so an executor may ask for many pending trials at once (fused arrays group them
+    /// by shape). A model-based searcher answers false: each trial it produces early is one it picks knowing less.
+    /// </summary>
+    bool SamplesIndependently => false;
 }
 
 /// <summary>A fixed list of trials, produced in order; also what manual <c>AddTrial</c> calls amount to.</summary>
 public sealed class TrialListSearch : ISearchAlgorithm
 {
+    public bool SamplesIndependently => true;
+
     private readonly Queue<Trial> _queue;
     private readonly int _total;
     private int _produced;

@@ -126,33 +126,47 @@ public sealed class FusedMlpArray : FusedTrainable
         }
         using var perm = tensor(order, device: device).view(rows0, n);
 
+        // Some lanes: leaf copies of just their weights and a compact optimizer over them for the whole epoch, so neither
+        // the forward, the backward nor the optimizer touches the other lanes, and nothing is gathered or scattered per batch.
+        var leaves = stepped is null ? null : Parameters().Select(p => p.index_select(0, stepped).detach().requires_grad_(true)).ToList();
+        var optimizer = leaves is null ? _optimizer! : _optimizer!.Gather(indices, leaves);
+        var steppedRows = leaves is null ? indices : Enumerable.Range(0, rows0).ToArray();
         var lossSum = zeros(rows0, device: device);
-        for (long start = 0; start < n; start += _batchSize)
+        try
         {
-            Context.Cancellation.ThrowIfCancellationRequested();
-            using var scope = NewDisposeScope();
-            long rows = Math.Min(_batchSize, n - start);
-            var idx = perm.narrow(1, start, rows).reshape(-1);
-            var x = _trainX!.index_select(0, idx).view(rows0, rows, -1);
-            var y = _trainY.index_select(0, idx).view(rows0, rows);
-            Tensor losses;
-            if (stepped is null)
+            for (long start = 0; start < n; start += _batchSize)
             {
-                _optimizer!.ZeroGrad();
-                losses = MemberLosses(Forward(x, training: true, indices, null), y);
+                Context.Cancellation.ThrowIfCancellationRequested();
+                using var scope = NewDisposeScope();
+                long rows = Math.Min(_batchSize, n - start);
+                var idx = perm.narrow(1, start, rows).reshape(-1);
+                var x = _trainX!.index_select(0, idx).view(rows0, rows, -1);
+                var y = _trainY.index_select(0, idx).view(rows0, rows);
+                optimizer.ZeroGrad();
+                var losses = MemberLosses(Forward(x, training: true, indices, stepped, leaves), y);
                 losses.sum().backward();
-                _optimizer.Step(indices);
+                optimizer.Step(steppedRows);
+                using var batchRows = rows.ToScalar();
+                lossSum.add_(losses.detach(), alpha: batchRows);
             }
-            else
+            if (leaves is not null)
             {
-                // Some lanes: leaf copies of just their weights, so neither the forward nor the backward touches the others'.
-                var leaves = Parameters().Select(p => p.index_select(0, stepped).detach().requires_grad_(true)).ToList();
-                losses = MemberLosses(Forward(x, training: true, indices, stepped, leaves), y);
-                losses.sum().backward();
-                _optimizer!.Step(indices, leaves.Select(l => l.grad!).ToList());
+                using var _ = no_grad();
+                foreach (var (p, leaf) in Parameters().Zip(leaves)) p.index_copy_(0, stepped!, leaf);
+                _optimizer!.Scatter(optimizer, indices);
             }
-            using var batchRows = rows.ToScalar();
-            lossSum.add_(losses.detach(), alpha: batchRows);
+        }
+        finally
+        {
+            if (leaves is not null)
+            {
+                optimizer.Dispose();
+                foreach (var leaf in leaves)
+                {
+                    leaf.grad?.Dispose();
+                    leaf.Dispose();
+                }
+            }
         }
         using var total = n.ToScalar();
         var loss = lossSum.div(total);

@@ -294,6 +294,68 @@ public abstract class FusedOptimizer : IDisposable
     }
 
     /// <summary>
+    /// A fused optimizer of this kind over <paramref name="compactParameters"/> ([lanes.Count, ...] leaves, row j holding
+    /// lane <paramref name="lanes"/>[j]'s parameters) whose lane j starts with lane lanes[j]'s hyperparameters, state, step
+    /// counts and momentum-buffer presence. An array that trains a few of its lanes for a whole epoch gathers them once,
+    /// steps the compact optimizer on every one of its lanes per batch (no per-batch gather and scatter of parameters and
+    /// state), and writes them back with <see cref="Scatter"/>; a step of the compact optimizer equals
+    /// <see cref="Step(IReadOnlyList{int}, IReadOnlyList{Tensor}?)"/> of those lanes here.
+    /// </summary>
+    public FusedOptimizer Gather(IReadOnlyList<int> lanes, IReadOnlyList<Tensor> compactParameters)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(lanes);
+        if (lanes.Count == 0) throw new ArgumentException("no lanes to gather", nameof(lanes));
+        foreach (var lane in lanes)
+            if (_settings[CheckLane(lane)] is null) throw new InvalidOperationException($"lane {lane} has no configuration (ConfigureLane)");
+        var compact = Create(Kind, compactParameters, lanes.Count);
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        using var index = tensor(lanes.Select(l => (long)l).ToArray(), device: Device);
+        for (int s = 0; s < Slots.Count; s++)
+            for (int i = 0; i < _parameters.Length; i++)
+            {
+                compact._state[s][i].copy_(_state[s][i].index_select(0, index));
+                for (int j = 0; j < lanes.Count; j++) compact._present[s][i][j] = _present[s][i][lanes[j]];
+            }
+        for (int i = 0; i < _parameters.Length; i++)
+            for (int j = 0; j < lanes.Count; j++) compact._steps[i][j] = _steps[i][lanes[j]];
+        for (int j = 0; j < lanes.Count; j++)
+        {
+            compact._settings[j] = _settings[lanes[j]];
+            for (int r = 0; r < HyperRows; r++) compact._hostHyper[r * lanes.Count + j] = _hostHyper[r * Capacity + lanes[j]];
+            for (int r = 0; r < Hyper64Rows; r++) compact._hostHyper64[r * lanes.Count + j] = _hostHyper64[r * Capacity + lanes[j]];
+        }
+        compact._dirty = true;
+        return compact;
+    }
+
+    /// <summary>
+    /// Writes the state, step counts and momentum-buffer presence of <paramref name="compact"/> (made by <see cref="Gather"/>
+    /// for <paramref name="lanes"/>) back into those lanes; the parameters are the caller's to copy back.
+    /// </summary>
+    public void Scatter(FusedOptimizer compact, IReadOnlyList<int> lanes)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(compact);
+        ArgumentNullException.ThrowIfNull(lanes);
+        if (compact.Kind != Kind || compact.Capacity != lanes.Count || compact._parameters.Length != _parameters.Length)
+            throw new ArgumentException($"the compact optimizer ({compact.Kind}, {compact.Capacity} lanes) was not gathered from these {lanes.Count} lanes", nameof(compact));
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        using var index = tensor(lanes.Select(l => (long)CheckLane(l)).ToArray(), device: Device);
+        for (int s = 0; s < Slots.Count; s++)
+            for (int i = 0; i < _parameters.Length; i++)
+            {
+                _state[s][i].index_copy_(0, index, compact._state[s][i]);
+                for (int j = 0; j < lanes.Count; j++) _present[s][i][lanes[j]] = compact._present[s][i][j];
+            }
+        for (int i = 0; i < _parameters.Length; i++)
+            for (int j = 0; j < lanes.Count; j++) _steps[i][lanes[j]] = compact._steps[i][j];
+        _dirty = true;
+    }
+
+    /// <summary>
     /// Adds the lane's optimizer state to <paramref name="into"/> and <paramref name="metadata"/> exactly as
     /// <see cref="TrainableState.Capture(nn.Module?, optim.Optimizer?, JsonObject?)"/> writes the unfused optimizer's
     /// over the unfused model: tensors "optimizer.I.FIELD" (clones of the lane, unfused shape, on the device; a momentum

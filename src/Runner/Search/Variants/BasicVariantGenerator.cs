@@ -37,6 +37,8 @@ public sealed record BasicVariantOptions
 /// </summary>
 public sealed class BasicVariantGenerator : ISearchAlgorithm
 {
+    public bool SamplesIndependently => true;
+
     private readonly SearchSpace _space;
     private readonly TrialTemplate _template;
     private readonly int _numSamples;
