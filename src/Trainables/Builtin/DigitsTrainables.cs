@@ -46,8 +46,19 @@ public sealed class MlpDigitsTrainable : DigitsClassifier, IFusableTrainable
 /// Config: <c>channels</c> (16), <c>hidden</c> (64), <c>dropout</c> (0).
 /// </summary>
 [Trainable("convnet_digits", Description = "small ConvNet classifier on the digits images")]
-public sealed class ConvNetDigitsTrainable : DigitsClassifier
+public sealed class ConvNetDigitsTrainable : DigitsClassifier, IFusableTrainable
 {
+    /// <inheritdoc cref="FusedConvNetArray.Key"/>
+    public static string? FusionKey(TrialConfig config) => FusedConvNetArray.Key("convnet_digits", config);
+
+    /// <summary>A <see cref="FusedConvNetArray"/> on the digits images (one pooling, as this class).</summary>
+    public static FusedTrainable CreateArray(FusedArrayContext context) =>
+        new FusedConvNetArray(context, 8, DigitsDataset.Classes, poolEachBlock: false, nameof(ConvNetDigitsTrainable), (config, device) =>
+        {
+            using var prototype = new ConvNetDigitsTrainable();
+            return prototype.DeviceDataFor(config, device);
+        });
+
     protected override long[] InputShape(int count) => new long[] { count, 1, 8, 8 };
 
     protected override nn.Module<Tensor, Tensor> BuildModel(TrialConfig config) =>

@@ -69,8 +69,19 @@ public sealed class MlpFashionTrainable : FashionClassifier, IFusableTrainable
 /// <see cref="MlpFashionTrainable"/>.
 /// </summary>
 [Trainable("convnet_fashion", Description = "small ConvNet classifier on Fashion-MNIST (apt-get install dataset-fashion-mnist)")]
-public sealed class ConvNetFashionTrainable : FashionClassifier
+public sealed class ConvNetFashionTrainable : FashionClassifier, IFusableTrainable
 {
+    /// <inheritdoc cref="FusedConvNetArray.Key"/>
+    public static string? FusionKey(TrialConfig config) => FusedConvNetArray.Key("convnet_fashion", config, trainSize: true);
+
+    /// <summary>A <see cref="FusedConvNetArray"/> on Fashion-MNIST (pooling after each block, as this class).</summary>
+    public static FusedTrainable CreateArray(FusedArrayContext context) =>
+        new FusedConvNetArray(context, FashionMnistDataset.Side, FashionMnistDataset.Classes, poolEachBlock: true, nameof(ConvNetFashionTrainable), (config, device) =>
+        {
+            using var prototype = new ConvNetFashionTrainable();
+            return prototype.DeviceDataFor(config, device);
+        });
+
     protected override long[] InputShape(long count) => new[] { count, 1, FashionMnistDataset.Side, FashionMnistDataset.Side };
 
     protected override nn.Module<Tensor, Tensor> BuildModel(TrialConfig config) =>
