@@ -43,7 +43,7 @@ public sealed class MlpDigitsTrainable : DigitsClassifier, IFusableTrainable
 /// <summary>
 /// A small ConvNet on the digits images (1x8x8; <see cref="ClassifierModels.ConvNet"/> with one pooling): conv(3x3, <c>channels</c>) - ReLU -
 /// conv(3x3, 2x<c>channels</c>) - ReLU - max-pool(2) - linear(<c>hidden</c>) - ReLU - dropout - linear(10).
-/// Config: <c>channels</c> (16), <c>hidden</c> (64), <c>dropout</c> (0).
+/// Config: <c>channels</c> (16), <c>hidden</c> (64), <c>dropout</c> (0). Fusable: trials of one key train as lanes of a <see cref="FusedConvNetArray"/>.
 /// </summary>
 [Trainable("convnet_digits", Description = "small ConvNet classifier on the digits images")]
 public sealed class ConvNetDigitsTrainable : DigitsClassifier, IFusableTrainable
