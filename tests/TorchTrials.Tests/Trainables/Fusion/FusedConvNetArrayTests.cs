@@ -19,7 +19,7 @@ public sealed class FusedConvNetArrayTests
 
     private static TrialConfig Config(double lr, double dropout, double weightDecay = 0, string optimizer = "adam", int channels = 4, int hidden = 16) =>
         TrialConfig.From(("lr", lr), ("dropout", dropout), ("weight_decay", weightDecay), ("optimizer", optimizer),
-            ("channels", channels), ("hidden", hidden), ("batch_size", 128));
+            ("channels", channels), ("hidden", hidden), ("batch_size", 64));
 
     private static string Key(TrialConfig config) => ConvNetDigitsTrainable.FusionKey(config)!;
 
