@@ -43,11 +43,22 @@ public sealed class MlpDigitsTrainable : DigitsClassifier, IFusableTrainable
 /// <summary>
 /// A small ConvNet on the digits images (1x8x8; <see cref="ClassifierModels.ConvNet"/> with one pooling): conv(3x3, <c>channels</c>) - ReLU -
 /// conv(3x3, 2x<c>channels</c>) - ReLU - max-pool(2) - linear(<c>hidden</c>) - ReLU - dropout - linear(10).
-/// Config: <c>channels</c> (16), <c>hidden</c> (64), <c>dropout</c> (0).
+/// Config: <c>channels</c> (16), <c>hidden</c> (64), <c>dropout</c> (0). Fusable: trials of one key train as lanes of a <see cref="FusedConvNetArray"/>.
 /// </summary>
 [Trainable("convnet_digits", Description = "small ConvNet classifier on the digits images")]
-public sealed class ConvNetDigitsTrainable : DigitsClassifier
+public sealed class ConvNetDigitsTrainable : DigitsClassifier, IFusableTrainable
 {
+    /// <inheritdoc cref="FusedConvNetArray.Key"/>
+    public static string? FusionKey(TrialConfig config) => FusedConvNetArray.Key("convnet_digits", config);
+
+    /// <summary>A <see cref="FusedConvNetArray"/> on the digits images (one pooling, as this class).</summary>
+    public static FusedTrainable CreateArray(FusedArrayContext context) =>
+        new FusedConvNetArray(context, 8, DigitsDataset.Classes, poolEachBlock: false, nameof(ConvNetDigitsTrainable), (config, device) =>
+        {
+            using var prototype = new ConvNetDigitsTrainable();
+            return prototype.DeviceDataFor(config, device);
+        });
+
     protected override long[] InputShape(int count) => new long[] { count, 1, 8, 8 };
 
     protected override nn.Module<Tensor, Tensor> BuildModel(TrialConfig config) =>

@@ -66,11 +66,22 @@ public sealed class MlpFashionTrainable : FashionClassifier, IFusableTrainable
 /// A small ConvNet on Fashion-MNIST (1x28x28; <see cref="ClassifierModels.ConvNet"/> pooling after each block): conv(3x3,
 /// <c>channels</c>) - ReLU - max-pool(2) - conv(3x3, 2x<c>channels</c>) - ReLU - max-pool(2) - linear(<c>hidden</c>) - ReLU -
 /// dropout - linear(10). Config: <c>channels</c> (16), <c>hidden</c> (64), <c>dropout</c> (0) and the data and optimizer keys of
-/// <see cref="MlpFashionTrainable"/>.
+/// <see cref="MlpFashionTrainable"/>. Fusable: trials of one key train as lanes of a <see cref="FusedConvNetArray"/>.
 /// </summary>
 [Trainable("convnet_fashion", Description = "small ConvNet classifier on Fashion-MNIST (apt-get install dataset-fashion-mnist)")]
-public sealed class ConvNetFashionTrainable : FashionClassifier
+public sealed class ConvNetFashionTrainable : FashionClassifier, IFusableTrainable
 {
+    /// <inheritdoc cref="FusedConvNetArray.Key"/>
+    public static string? FusionKey(TrialConfig config) => FusedConvNetArray.Key("convnet_fashion", config, trainSize: true);
+
+    /// <summary>A <see cref="FusedConvNetArray"/> on Fashion-MNIST (pooling after each block, as this class).</summary>
+    public static FusedTrainable CreateArray(FusedArrayContext context) =>
+        new FusedConvNetArray(context, FashionMnistDataset.Side, FashionMnistDataset.Classes, poolEachBlock: true, nameof(ConvNetFashionTrainable), (config, device) =>
+        {
+            using var prototype = new ConvNetFashionTrainable();
+            return prototype.DeviceDataFor(config, device);
+        });
+
     protected override long[] InputShape(long count) => new[] { count, 1, FashionMnistDataset.Side, FashionMnistDataset.Side };
 
     protected override nn.Module<Tensor, Tensor> BuildModel(TrialConfig config) =>
