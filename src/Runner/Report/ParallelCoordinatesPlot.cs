@@ -50,7 +50,7 @@ public static class ParallelCoordinatesPlot
             double fraction = mHi > mLo ? (value - mLo) / (mHi - mLo) : 0.5;
             var line = plot.Add.ScatterLine(xs, ys);
             line.LineWidth = (float)width;
-            line.Color = colormap.GetColor(lowIsBest ? 1 - fraction : fraction).WithAlpha(alpha);
+            line.Color = colormap.GetColor(fraction).WithAlpha(alpha);
             line.MarkerSize = 0;
         }
 
@@ -73,7 +73,7 @@ public static class ParallelCoordinatesPlot
             }
         }
 
-        var colorbar = plot.Add.ColorBar(new MetricColors(colormap, lowIsBest ? new ScottPlot.Range(mHi, mLo) : new ScottPlot.Range(mLo, mHi)));
+        var colorbar = plot.Add.ColorBar(new MetricColors(colormap, new ScottPlot.Range(mLo, mHi > mLo ? mHi : mLo + 1)));
         colorbar.Label = data.Metric;
         plot.Title($"Parallel coordinates of {scored.Count} trials, coloured by {data.Metric}" +
             (data.Mode is null ? "" : $" (best = {(lowIsBest ? "lowest" : "highest")}, drawn on top)"));
