@@ -19,9 +19,11 @@ public class ImportancePicturesTests
         r => new() { ["lr"] = Math.Pow(10, -4 + 3 * r.NextDouble()), ["width"] = (long)r.Next(16, 129), ["optimizer"] = r.Next(2) == 0 ? "sgd" : "adam" },
         p => -Math.Log10((double)p["lr"]!) + ((string)p["optimizer"]! == "adam" ? 1 : 0) + 0.001 * (long)p["width"]!, Domains);
 
-    private static void AssertPicture(Plot plot, int width, int height)
+    private static void AssertPicture(Plot plot, int width, int height, string name)
     {
         var bytes = plot.GetImageBytes(width, height, ImageFormat.Png);
+        // TT_PICTURES=DIR keeps the rendered pictures for a look.
+        if (Environment.GetEnvironmentVariable("TT_PICTURES") is { Length: > 0 } dir) File.WriteAllBytes(Path.Combine(dir, name + ".png"), bytes);
         using var bitmap = SKBitmap.Decode(bytes);
         Assert.NotNull(bitmap);
         Assert.Equal(width, bitmap.Width);
@@ -38,7 +40,7 @@ public class ImportancePicturesTests
         var plot = ImportancePlot.Draw(Sweep(80));
         Assert.NotNull(plot);
         Assert.Contains(ParameterImportance.Method, plot.Axes.Title.Label.Text, StringComparison.Ordinal);
-        AssertPicture(plot, 800, 500);
+        AssertPicture(plot, 800, 500, "importance");
     }
 
     [Fact]
@@ -48,7 +50,7 @@ public class ImportancePicturesTests
         var watch = System.Diagnostics.Stopwatch.StartNew();
         var plot = ParallelCoordinatesPlot.Draw(data);
         Assert.NotNull(plot);
-        AssertPicture(plot, 1200, 700);
+        AssertPicture(plot, 1200, 700, "parallel");
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"{watch.Elapsed}");
     }
 
