@@ -74,7 +74,7 @@ public sealed class TrialController : ITrialControl, IDisposable
         _callbacks = new CallbackList(callbacks ?? [], trials, () => _iteration);
         _book = new TrialStatusBook(trials, _store, _callbacks);
         _decisions = new DecisionStep(this, _stopper, _scheduler, _search, _routing);
-        _exploits = new ExploitHandler(_executor, _store, _routing);
+        _exploits = new ExploitHandler(_executor, _store, _routing, id => trials.Find(t => t.Id == id));
         _runAhead = new RunAheadPolicy(_options, _scheduler, _stopper);
         _checkpointing = new TrialCheckpointing(_executor, _store, _callbacks, _routing, _logger);
         _lifecycle = new TrialLifecycle(this, _executor, _scheduler, _search, _store, _book, _checkpointing, _callbacks);

@@ -7,7 +7,7 @@ namespace TorchTrials.Runner.Report;
 /// full histories, the schedulers' decisions, PBT's exploits, when each trial ran where, and the search space's domains.
 /// Plain records, so a picture can be drawn (and tested) from data built in memory as well as from a store.
 /// </summary>
-public sealed record SweepData
+public sealed partial record SweepData
 {
     /// <summary>The experiment folder the data was read from ("" when built in memory).</summary>
     public string Directory { get; init; } = "";

@@ -1,4 +1,5 @@
 using System.Net;
+using TorchTrials.Runner.Report;
 using TorchTrials.Trainables;
 
 namespace TorchTrials.Runner.Results;
@@ -26,6 +27,8 @@ internal sealed class ResultFormatterSource
         yield return new PlainTextFormatter(typeof(TrialSummary));
         yield return new HtmlFormatter(typeof(HistoryTable));
         yield return new PlainTextFormatter(typeof(HistoryTable));
+        yield return new HtmlFormatter(typeof(PlotImage));
+        yield return new PlainTextFormatter(typeof(PlotImage));
     }
 
     internal sealed class HtmlFormatter(Type type)
@@ -47,6 +50,9 @@ internal sealed class ResultFormatterSource
                 case HistoryTable table:
                     writer.Write(ResultHtml.History(table));
                     return true;
+                case PlotImage image:
+                    writer.Write(image.ToHtml());
+                    return true;
                 default:
                     return false;
             }
@@ -61,7 +67,7 @@ internal sealed class ResultFormatterSource
 
         public bool Format(object instance, TextWriter writer)
         {
-            if (instance is not (ResultGrid or TrialSummary or HistoryTable)) return false;
+            if (instance is not (ResultGrid or TrialSummary or HistoryTable or PlotImage)) return false;
             writer.Write(instance.ToString());
             return true;
         }

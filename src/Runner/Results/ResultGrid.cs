@@ -1,6 +1,7 @@
 using System.Collections;
 using System.Globalization;
 using Microsoft.Data.Sqlite;
+using TorchTrials.Runner.Report;
 using TorchTrials.Runner.Store;
 using TorchTrials.Trainables;
 using TorchTrials.Trainables.Checkpoints;
@@ -178,6 +179,14 @@ public sealed class ResultGrid : IReadOnlyList<TrialSummary>
         _histories = Open(ExperimentPath)._histories!;
         return _histories;
     }
+
+    private SweepPlots? _plots;
+
+    /// <summary>
+    /// The sweep's pictures (issue 13), as <c>torchtrials report</c> draws them: <c>grid.Plots.History().Save("h.png")</c>;
+    /// each shows inline in a notebook. Read from the experiment's store on first use.
+    /// </summary>
+    public SweepPlots Plots => _plots ??= SweepPlots.Of(this);
 
     /// <summary>True when the run was cancelled before every trial finished (resume it to go on).</summary>
     public bool WasInterrupted { get; init; }

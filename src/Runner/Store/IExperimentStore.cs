@@ -36,6 +36,13 @@ public interface IExperimentStore : IDisposable
 
     void DecisionMade(Trial trial, long iteration, string decision, string source);
 
+    /// <summary>
+    /// PBT or PB2 exploited: <paramref name="trial"/> took <paramref name="donor"/>'s state at <paramref name="iteration"/> and
+    /// now holds its new config (it had <paramref name="oldConfig"/>). Queued like <see cref="DecisionMade"/>; a store that
+    /// keeps no such record ignores it.
+    /// </summary>
+    void ExploitMade(Trial trial, Trial donor, long iteration, TrialConfig oldConfig) { }
+
     void SaveExperimentState(JsonObject state);
 
     /// <summary>Commits everything queued, in one transaction, and returns once it is durable.</summary>
@@ -64,6 +71,15 @@ public sealed record StoredTrial(JsonObject State, IReadOnlyList<StoredCheckpoin
 
     public TrialStatus Status => Enum.Parse<TrialStatus>(State["status"]!.GetValue<string>());
 }
+
+/// <summary>A row of the store's <c>decisions</c>; <paramref name="At"/> is unix seconds.</summary>
+internal sealed record StoredDecision(string TrialId, long Iteration, string Decision, string Source, double At);
+
+/// <summary>A row of the store's <c>status_changes</c>; <paramref name="At"/> is unix seconds.</summary>
+internal sealed record StoredStatusChange(string TrialId, string? Previous, string Status, string? Reason, double At);
+
+/// <summary>A row of the store's <c>exploits</c>: configs as JSON objects, <paramref name="At"/> in unix seconds.</summary>
+internal sealed record StoredExploit(string TrialId, string DonorId, long Iteration, string OldConfig, string NewConfig, double At);
 
 /// <summary>The experiment as loaded for a resume.</summary>
 public sealed record StoredExperiment(JsonObject State, IReadOnlyList<StoredTrial> Trials, long ResultCount);

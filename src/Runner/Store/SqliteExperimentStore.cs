@@ -28,6 +28,8 @@ public sealed class SqliteExperimentStore : IExperimentStore
             id INTEGER PRIMARY KEY, trial_id TEXT NOT NULL, iteration INTEGER NOT NULL, decision TEXT NOT NULL, source TEXT NOT NULL, at REAL NOT NULL);
         CREATE TABLE IF NOT EXISTS checkpoints (
             trial_id TEXT NOT NULL, path TEXT NOT NULL, iteration INTEGER NOT NULL, at REAL NOT NULL, PRIMARY KEY (trial_id, path)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS exploits (
+            id INTEGER PRIMARY KEY, trial_id TEXT NOT NULL, donor_id TEXT NOT NULL, iteration INTEGER NOT NULL, old_config TEXT NOT NULL, new_config TEXT NOT NULL, at REAL NOT NULL);
         """;
 
     private readonly object _gate = new();
@@ -164,6 +166,10 @@ public sealed class SqliteExperimentStore : IExperimentStore
     public void DecisionMade(Trial trial, long iteration, string decision, string source) =>
         Queue(new DecisionWrite(trial.Id, iteration, decision, source, Now()));
 
+    /// <summary>A PBT exploit, as a row of <c>exploits</c> (the recipient's new config is its current one).</summary>
+    public void ExploitMade(Trial trial, Trial donor, long iteration, TrialConfig oldConfig) =>
+        Queue(new ExploitWrite(trial.Id, donor.Id, iteration, oldConfig.ToJson(), trial.Config.ToJson(), Now()));
+
     public void SaveExperimentState(JsonObject state)
     {
         foreach (var (key, value) in state) Queue(new ExperimentWrite(key, value?.ToJsonString() ?? "null"));
@@ -295,6 +301,9 @@ public sealed class SqliteExperimentStore : IExperimentStore
                     case DecisionWrite d:
                         st.Decision.Text(1, d.TrialId).Int(2, d.Iteration).Text(3, d.Decision).Text(4, d.Source).Real(5, d.At).Run();
                         break;
+                    case ExploitWrite x:
+                        st.Exploit.Text(1, x.TrialId).Text(2, x.DonorId).Int(3, x.Iteration).Text(4, x.OldConfig).Text(5, x.NewConfig).Real(6, x.At).Run();
+                        break;
                     case CheckpointWrite c:
                         st.Checkpoint.Text(1, c.TrialId).Text(2, c.Path).Int(3, c.Iteration).Real(4, c.At).Run();
                         break;
@@ -336,10 +345,11 @@ public sealed class SqliteExperimentStore : IExperimentStore
         public Statement Checkpoint { get; } = new(db, "INSERT OR REPLACE INTO checkpoints (trial_id, path, iteration, at) VALUES (?1, ?2, ?3, ?4)");
         public Statement CheckpointRetired { get; } = new(db, "DELETE FROM checkpoints WHERE trial_id = ?1 AND path = ?2");
         public Statement Experiment { get; } = new(db, "INSERT OR REPLACE INTO experiment (key, value) VALUES (?1, ?2)");
+        public Statement Exploit { get; } = new(db, "INSERT INTO exploits (trial_id, donor_id, iteration, old_config, new_config, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
 
         public void Dispose()
         {
-            foreach (var s in new[] { Trial, Result, Rollback, Status, Decision, Checkpoint, CheckpointRetired, Experiment }) s.Dispose();
+            foreach (var s in new[] { Trial, Result, Rollback, Status, Decision, Checkpoint, CheckpointRetired, Experiment, Exploit }) s.Dispose();
         }
     }
 
@@ -507,10 +517,48 @@ public sealed class SqliteExperimentStore : IExperimentStore
         }
     }
 
+    /// <summary>The <c>decisions</c> rows in the order made (the caller reads inside <see cref="ReadSnapshot"/> for a consistent cut).</summary>
+    internal IReadOnlyList<StoredDecision> Decisions() => Rows(
+        "SELECT trial_id, iteration, decision, source, at FROM decisions ORDER BY id",
+        r => new StoredDecision(r.GetString(0), r.GetInt64(1), r.GetString(2), r.GetString(3), r.GetDouble(4)));
+
+    /// <summary>The <c>status_changes</c> rows in the order made.</summary>
+    internal IReadOnlyList<StoredStatusChange> StatusChanges() => Rows(
+        "SELECT trial_id, previous, status, reason, at FROM status_changes ORDER BY id",
+        r => new StoredStatusChange(r.GetString(0), r.IsDBNull(1) ? null : r.GetString(1), r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3), r.GetDouble(4)));
+
+    /// <summary>The <c>exploits</c> rows in the order made; none for a store written before the table existed.</summary>
+    internal IReadOnlyList<StoredExploit> Exploits()
+    {
+        lock (_db)
+        {
+            using var cmd = _connection.CreateCommand();
+            cmd.CommandText = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'exploits'";
+            if ((long)cmd.ExecuteScalar()! == 0) return [];
+        }
+        return Rows(
+            "SELECT trial_id, donor_id, iteration, old_config, new_config, at FROM exploits ORDER BY id",
+            r => new StoredExploit(r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetString(3), r.GetString(4), r.GetDouble(5)));
+    }
+
+    private List<T> Rows<T>(string sql, Func<SqliteDataReader, T> row)
+    {
+        Flush();
+        lock (_db)
+        {
+            using var cmd = _connection.CreateCommand();
+            cmd.CommandText = sql;
+            using var reader = cmd.ExecuteReader();
+            var list = new List<T>();
+            while (reader.Read()) list.Add(row(reader));
+            return list;
+        }
+    }
+
     /// <summary>Rows in a table (for status reports and tests).</summary>
     public long Count(string table)
     {
-        if (table is not ("trials" or "results" or "status_changes" or "decisions" or "checkpoints" or "experiment"))
+        if (table is not ("trials" or "results" or "status_changes" or "decisions" or "checkpoints" or "experiment" or "exploits"))
             throw new ArgumentException($"unknown table '{table}'", nameof(table));
         Flush();
         lock (_db)
@@ -596,6 +644,9 @@ public sealed class SqliteExperimentStore : IExperimentStore
 
     /// <summary>A row of <c>decisions</c>.</summary>
     private sealed record DecisionWrite(string TrialId, long Iteration, string Decision, string Source, double At) : Write;
+
+    /// <summary>A row of <c>exploits</c>; the configs are JSON objects.</summary>
+    private sealed record ExploitWrite(string TrialId, string DonorId, long Iteration, string OldConfig, string NewConfig, double At) : Write;
 
     /// <summary>A row of the checkpoint index.</summary>
     private sealed record CheckpointWrite(string TrialId, string Path, long Iteration, double At) : Write;

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Globalization;
+using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using TorchTrials.Gpu;
@@ -8,6 +9,7 @@ using TorchTrials.Gpu.Native;
 using TorchTrials.Runner.Callbacks;
 using TorchTrials.Runner.Execution;
 using TorchTrials.Runner.Loggers;
+using TorchTrials.Runner.Report;
 using TorchTrials.Runner.Results;
 using TorchTrials.Runner.Schedulers;
 using TorchTrials.Runner.Search;
@@ -422,6 +424,9 @@ public sealed class Tuner
         IExperimentStore store = _run.KeepStore ? SqliteExperimentStore.Open(ExperimentPath) : new NullExperimentStore(ExperimentPath);
         var options = ControllerOptions.From(_tune, _run, name, ExperimentPath);
         var scheduler = opened.Scheduler;
+        // The pictures of the sweep (issue 13) draw each hyperparameter on its domain's axis; a restore without a space keeps the saved ones.
+        if (_restorePath is null || _space.Count > 0)
+            store.SaveExperimentState(new JsonObject { [ParamDomains.StateKey] = ParamDomains.ToJson(ParamDomains.From(_space, scheduler)) });
         var controller = _restorePath is null
             ? new TrialController(executor, _registry, search, scheduler, _run.Stopper, callbacks, store, options, logger)
             : TrialController.Resume(store, executor, _registry, _resume, search, scheduler, _run.Stopper, callbacks, options, logger);
