@@ -36,6 +36,12 @@ public sealed class SweepPlots
     /// <summary>Picture 2: every trial's learning curve with the schedulers' decisions.</summary>
     public PlotImage LearningCurves() => Render("learning curves", LearningCurvesPlot.Draw);
 
+    /// <summary>Picture 3: parallel coordinates of the hyperparameters coloured by the metric.</summary>
+    public PlotImage ParallelCoordinates() => Render("parallel coordinates", ParallelCoordinatesPlot.Draw);
+
+    /// <summary>Picture 5: parameter importance (<see cref="ParameterImportance.Method"/>).</summary>
+    public PlotImage Importance() => Render("parameter importance", ImportancePlot.Draw);
+
     /// <summary>Picture 4: the slice of one hyperparameter.</summary>
     public PlotImage Slice(string param)
     {

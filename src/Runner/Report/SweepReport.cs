@@ -34,7 +34,7 @@ public static class SweepReport
             new("history.png", "Optimisation history by trial", HistoryPlot.Draw),
             new("history_time.png", "Optimisation history over wall time", HistoryPlot.DrawOverTime),
             new("learning_curves.png", "Learning curves and scheduler decisions", LearningCurvesPlot.Draw),
-            // Picture 3, parallel coordinates, goes here.
+            new("parallel_coordinates.png", "Parallel coordinates", ParallelCoordinatesPlot.Draw),
         };
         var used = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         foreach (var domain in data.Domains)
@@ -42,7 +42,8 @@ public static class SweepReport
             var file = UniqueName($"slice_{SafeName(domain.Name)}", used) + ".png";
             pictures.Add(new(file, $"Slice: {domain.Name}", d => SlicePlot.Draw(d, domain)));
         }
-        // Pictures 5 (parameter importance), 6 (timeline) and 7 (PBT lineage and schedules) go here.
+        pictures.Add(new("importance.png", "Parameter importance", ImportancePlot.Draw));
+        // Pictures 6 (timeline) and 7 (PBT lineage and schedules) are not built yet.
         return pictures;
     }
 

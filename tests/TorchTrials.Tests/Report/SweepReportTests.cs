@@ -19,8 +19,10 @@ public class SweepReportTests(DigitsSweepFixture sweep) : IClassFixture<DigitsSw
     {
         var files = SweepReport.Write(sweep.Experiment);
 
-        // history (2), learning curves, and one slice per hyperparameter (5)
-        Assert.Equal(3 + ReportSweeps.DigitsSpace.Count, files.Pictures.Count);
+        // history (2), learning curves, parallel coordinates, one slice per hyperparameter (5), importance
+        Assert.Equal(5 + ReportSweeps.DigitsSpace.Count, files.Pictures.Count);
+        Assert.Contains(files.Pictures, p => Path.GetFileName(p) == "parallel_coordinates.png");
+        Assert.Contains(files.Pictures, p => Path.GetFileName(p) == "importance.png");
         foreach (var picture in files.Pictures)
         {
             Assert.True(File.Exists(picture), picture);
@@ -58,8 +60,9 @@ public class SweepReportTests(DigitsSweepFixture sweep) : IClassFixture<DigitsSw
     [Fact]
     public void Text_renders_a_titled_plot_differs_from_an_untitled_one_in_the_title_band()
     {
-        var titled = ReportStyle.NewPlot("A title of some length", "x", "y");
-        var untitled = ReportStyle.NewPlot("", "x", "y");
+        // Both titled, so the layout is the same: a long title inks its band, a one-character one hardly does.
+        var titled = ReportStyle.NewPlot("A title of some length, for the band", "x", "y");
+        var untitled = ReportStyle.NewPlot(".", "x", "y");
         foreach (var plot in new[] { titled, untitled }) plot.Add.Scatter(new double[] { 0, 1 }, new double[] { 0, 1 });
         using var a = PictureChecks.Decode(ReportStyle.Png(titled));
         using var b = PictureChecks.Decode(ReportStyle.Png(untitled));
@@ -94,7 +97,7 @@ public class SweepReportTests(DigitsSweepFixture sweep) : IClassFixture<DigitsSw
         var console = new TestConsole();
         console.Profile.Width = 80;
         Assert.Equal(ExitCodes.Success, CliApp.Run(new[] { "report", sweep.Experiment }, console, plain: true));
-        Assert.Contains($"Report: {3 + ReportSweeps.DigitsSpace.Count} pictures and index.html in ", console.Output);
+        Assert.Contains($"Report: {5 + ReportSweeps.DigitsSpace.Count} pictures and index.html in ", console.Output);
         Assert.True(File.Exists(Path.Combine(sweep.Experiment, SweepReport.FolderName, "index.html")));
 
         var bad = new TestConsole();
