@@ -96,7 +96,7 @@ public sealed class FusionThroughputBenchmark : IBenchmark
         return members * 2 / watch.Elapsed.TotalSeconds;
     }
 
-    private static void Epoch(FusedTrainable array, List<FusedLane> lanes)
+    internal static void Epoch(FusedTrainable array, List<FusedLane> lanes)
     {
         using var scope = torch.NewDisposeScope();
         foreach (var (metrics, _) in array.Step(lanes))
@@ -109,11 +109,11 @@ public sealed class FusionThroughputBenchmark : IBenchmark
     /// <summary>Where the models train: the CPU, or with <see cref="UseCuda"/> one GPU of this machine.</summary>
     internal static bool UseCuda { get; set; }
 
-    private static DeviceSlot Slot() => UseCuda
+    internal static DeviceSlot Slot() => UseCuda
         ? new DeviceSlotAllocator(DeviceInventory.Detect()).TryAllocate(new Resources(cpu: 1, gpu: 0.5), "bench")!
         : new DeviceSlotAllocator(DeviceInventory.Simulated(1)).TryAllocate(new Resources(cpu: 1), "bench")!;
 
-    private static TrainableContext Context(string id, long seed) => new() { TrialId = id, Slot = Slot(), Seed = seed };
+    internal static TrainableContext Context(string id, long seed) => new() { TrialId = id, Slot = Slot(), Seed = seed };
 
     internal static (double Alone, double Fused) GpuRates(int members)
     {
@@ -304,17 +304,9 @@ public sealed class FusionLanesBenchmark : IBenchmark
         return live * epochs / watch.Elapsed.TotalSeconds;
     }
 
-    private static void Epoch(FusedTrainable array, List<FusedLane> lanes)
-    {
-        using var scope = torch.NewDisposeScope();
-        foreach (var (metrics, _) in array.Step(lanes))
-            if (metrics is not null)
-                foreach (var (_, value) in metrics.Entries)
-                    (value as torch.Tensor)?.Dispose();
-        foreach (var lane in lanes) lane.Iteration++;
-    }
+    private static void Epoch(FusedTrainable array, List<FusedLane> lanes) => FusionThroughputBenchmark.Epoch(array, lanes);
 
-    private static DeviceSlot Slot() => new DeviceSlotAllocator(DeviceInventory.Simulated(1)).TryAllocate(new Resources(cpu: 1), "bench")!;
+    private static TrainableContext Context(string id, long seed) => FusionThroughputBenchmark.Context(id, seed);
 
-    private static TrainableContext Context(string id, long seed) => new() { TrialId = id, Slot = Slot(), Seed = seed };
+    private static DeviceSlot Slot() => FusionThroughputBenchmark.Slot();
 }
