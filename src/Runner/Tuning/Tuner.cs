@@ -118,6 +118,12 @@ public sealed record RunConfig
 
     public ExecutorKind Executor { get; init; } = ExecutorKind.Concurrent;
 
+    /// <summary>
+    /// Builds the run's executor instead of <see cref="Executor"/> (a cluster of machines: TorchTrials.Cluster); null runs
+    /// trials in this process.
+    /// </summary>
+    public ITrialExecutorFactory? ExecutorFactory { get; init; }
+
     /// <summary>LibTorch intra-op threads per trial; the slot's CPUs when null.</summary>
     public int? ThreadsPerTrial { get; init; }
 
@@ -392,7 +398,10 @@ public sealed class Tuner
             HostCheckpointBudgetBytes = _run.HostCheckpointBudgetBytes,
             SpillDirectory = Path.Combine(ExperimentPath, ".spill"),
         };
-        ITrialExecutor executor = _run.Executor == ExecutorKind.Inline
+        ITrialExecutor executor = _run.ExecutorFactory is { } factory
+            ? factory.Create(new ExecutorSetup(allocator, _registry, executorOptions, _tune.Fusion is { Fuse: FuseMode.Auto } fused ? fused : null,
+                _run.ThreadsPerTrial, logger, ExperimentPath))
+            : _run.Executor == ExecutorKind.Inline
             ? new InlineTrialExecutor(allocator, _registry, executorOptions)
             : _tune.Fusion is { Fuse: FuseMode.Auto } fusion
                 ? new FusedTrialExecutor(allocator, _registry, fusion, executorOptions, streams, _run.ThreadsPerTrial, logger)
