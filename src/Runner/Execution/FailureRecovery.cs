@@ -36,7 +36,7 @@ internal sealed class FailureRecovery(
         errors.Record(trial, error);
         executor.Stop(trial, error: true);
         trial.IsSaving = false;
-        if (deviceLost && trial.Checkpoints.NewestMemory is { } memory && memory.Location == MemoryLocation.Device)
+        if (deviceLost && trial.Checkpoints.NewestMemory is { } memory && memory.Location is MemoryLocation.Device or MemoryLocation.Remote)
             trial.Checkpoints.ReleaseMemory();
 
         bool failedRestore = trial.IsRestoring;

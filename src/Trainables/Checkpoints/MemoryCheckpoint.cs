@@ -15,6 +15,19 @@ public enum MemoryLocation
 
     /// <summary>Spilled to a safetensors file.</summary>
     Disk,
+
+    /// <summary>Held by another process (a cluster node, on its device): loading it here fetches the state from there.</summary>
+    Remote,
+}
+
+/// <summary>The state of a memory checkpoint another process holds (a cluster node): fetched on load, released on delete.</summary>
+public interface IRemoteCheckpointState
+{
+    /// <summary>A copy of the state on <paramref name="device"/> (the caller owns it).</summary>
+    TrainableState Load(Device device);
+
+    /// <summary>Lets the holder free the state.</summary>
+    void Release();
 }
 
 /// <summary>
@@ -28,6 +41,7 @@ public sealed class MemoryCheckpoint : Checkpoint
     private readonly object _gate = new();
     private readonly ManualResetEventSlim _ready = new(false);
     private TrainableState? _state;
+    private IRemoteCheckpointState? _remote;
     private string? _spillPath;
     private Exception? _error;
     private bool _deleted;
@@ -86,6 +100,34 @@ public sealed class MemoryCheckpoint : Checkpoint
         Store?.OnCompleted(this);
     }
 
+    /// <summary>Completes the checkpoint with a state that stays where it was taken (<see cref="MemoryLocation.Remote"/>).</summary>
+    public void CompleteRemote(long byteSize, IRemoteCheckpointState remote)
+    {
+        bool release = false;
+        lock (_gate)
+        {
+            if (_deleted)
+            {
+                release = true;
+            }
+            else
+            {
+                _remote = remote;
+                ByteSize = byteSize;
+                Location = MemoryLocation.Remote;
+            }
+        }
+        if (release) remote.Release();
+        _ready.Set();
+        Store?.OnCompleted(this);
+    }
+
+    /// <summary>The holder of a <see cref="MemoryLocation.Remote"/> checkpoint's state; null for one held here.</summary>
+    public IRemoteCheckpointState? RemoteState
+    {
+        get { lock (_gate) return _remote; }
+    }
+
     public void Fail(Exception error)
     {
         lock (_gate) _error = error;
@@ -128,6 +170,7 @@ public sealed class MemoryCheckpoint : Checkpoint
     private TrainableState LoadLocked(Device device)
     {
         if (_state is not null) return _state.CopyTo(device);
+        if (_remote is not null) return _remote.Load(device);
         if (_spillPath is not null)
         {
             var (tensors, _) = SafeTensors.Read(Path.Combine(_spillPath, PersistentCheckpoint.TensorFile), device);
@@ -211,6 +254,8 @@ public sealed class MemoryCheckpoint : Checkpoint
             _deleted = true;
             _state?.Dispose();
             _state = null;
+            _remote?.Release();
+            _remote = null;
             if (_spillPath is not null && Directory.Exists(_spillPath)) Directory.Delete(_spillPath, recursive: true);
         }
         Store?.OnDeleted(this);
