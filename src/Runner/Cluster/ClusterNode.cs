@@ -1,0 +1,427 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using TorchTrials.Gpu;
+using TorchTrials.Runner;
+using TorchTrials.Runner.Execution;
+using TorchTrials.Trainables;
+using TorchTrials.Trainables.Checkpoints;
+
+namespace TorchTrials.Cluster;
+
+/// <summary>
+/// A worker machine's side of the cluster executor: the machine's slot allocator and an in-process
+/// <see cref="ConcurrentTrialExecutor"/> driven from one thread of its own, as the controller drives an executor in one
+/// process. The node grain hands it operations (in the controller's order) and takes its events in batches. Memory
+/// checkpoints stay here, on the device they were taken on; persistent ones travel back to the controller as files.
+/// <para>
+/// Each start runs a replica <see cref="Trial"/> (id, config, resources of the controller's trial), whose events carry
+/// the controller's incarnation. Trainable reuse across trials is off on nodes (as for fused arrays): every start builds
+/// its trainable.
+/// </para>
+/// </summary>
+public sealed class ClusterNode : IDisposable
+{
+    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(2);
+    private readonly ConcurrentTrialExecutor _executor;
+    private readonly TrainableRegistry _registry;
+    private readonly ILogger _logger;
+    private readonly string _scratch;
+    private readonly ConcurrentQueue<Action> _commands = new();
+    private readonly Lock _eventsGate = new();
+    private readonly List<NodeEvent> _events = new();
+    private readonly SemaphoreSlim _eventsReady = new(0);
+    private readonly Dictionary<string, Replica> _replicas = new(StringComparer.Ordinal);
+    private readonly Dictionary<Trial, Replica> _byTrial = new();
+    private readonly Dictionary<long, MemoryCheckpoint> _memory = new();
+    private readonly List<Replica> _stopping = new();
+    private readonly Thread _thread;
+    private volatile bool _disposed;
+
+    public ClusterNode(DeviceSlotAllocator allocator, TrainableRegistry registry, string? name = null, ExecutorOptions? options = null,
+        int? threadsPerTrial = null, ILogger? logger = null)
+    {
+        _registry = registry;
+        _logger = logger ?? NullLogger.Instance;
+        Name = name ?? Environment.MachineName;
+        _scratch = Path.Combine(Path.GetTempPath(), "torchtrials-node-" + Environment.ProcessId + "-" + Guid.NewGuid().ToString("N")[..8]);
+        options = (options ?? new ExecutorOptions()) with { ReuseTrainables = false, SpillDirectory = options?.SpillDirectory ?? Path.Combine(_scratch, "spill") };
+        _executor = new ConcurrentTrialExecutor(allocator, registry, options, threadsPerTrial: threadsPerTrial, logger: _logger);
+        _thread = new Thread(Loop) { IsBackground = true, Name = "torchtrials-node" };
+        _thread.Start();
+    }
+
+    public string Name { get; }
+
+    public DeviceSlotAllocator Allocator => _executor.Allocator;
+
+    /// <summary>Trials running on this node now.</summary>
+    public int RunningTrials
+    {
+        get { lock (_eventsGate) return _replicas.Count; }
+    }
+
+    public NodeInfo Describe(string key)
+    {
+        var inventory = Allocator.Inventory;
+        return new NodeInfo
+        {
+            Key = key,
+            Name = Name,
+            Cpus = inventory.CpuCores,
+            HostMemoryBytes = inventory.HostMemoryBytes,
+            GpuNames = inventory.Gpus.Select(g => g.Name).ToArray(),
+            GpuMemoryBytes = inventory.Gpus.Select(g => g.TotalMemoryBytes).ToArray(),
+            Custom = inventory.Custom.ToDictionary(kv => kv.Key, kv => kv.Value.ToDouble()),
+        };
+    }
+
+    public Task Apply(NodeOp[] ops)
+    {
+        foreach (var op in ops) Post(() => Run(op));
+        return Task.CompletedTask;
+    }
+
+    public Task<StartReply> Start(NodeOp op) => Call(() => StartNow(op));
+
+    public Task<WireCheckpoint> Fetch(long checkpointId) => Call(() =>
+    {
+        if (!_memory.TryGetValue(checkpointId, out var checkpoint))
+            throw new InvalidOperationException($"node {Name} holds no memory checkpoint {checkpointId}");
+        using var state = checkpoint.LoadState(TorchSharp.torch.CPU);
+        return CheckpointFiles.FromState(state, checkpoint.Result, _scratch);
+    });
+
+    /// <summary>
+    /// Stops every trial and drops every memory checkpoint (the controller finished or was lost); completes once their
+    /// slots are free (or after <paramref name="patience"/>).
+    /// </summary>
+    public async Task Release(TimeSpan? patience = null)
+    {
+        var slots = await Call(() =>
+        {
+            foreach (var replica in _replicas.Values.ToList()) StopReplica(replica, error: false);
+            foreach (var checkpoint in _memory.Values) checkpoint.Delete();
+            _memory.Clear();
+            return _stopping.Select(r => r.Slot).OfType<DeviceSlot>().ToList();
+        }).ConfigureAwait(false);
+        var deadline = DateTime.UtcNow + (patience ?? TimeSpan.FromSeconds(30));
+        while (slots.Any(s => !s.Released) && DateTime.UtcNow < deadline)
+            await Task.Delay(5).ConfigureAwait(false);
+    }
+
+    public async Task<NodeEventBatch> Poll(int waitMilliseconds)
+    {
+        lock (_eventsGate)
+            if (_events.Count > 0) return Take();
+        await _eventsReady.WaitAsync(waitMilliseconds).ConfigureAwait(false);
+        // Let a burst of results gather into one batch.
+        await Task.Delay(1).ConfigureAwait(false);
+        lock (_eventsGate) return Take();
+    }
+
+    private NodeEventBatch Take()
+    {
+        var batch = new NodeEventBatch { Events = _events.ToArray() };
+        _events.Clear();
+        while (_eventsReady.CurrentCount > 0) _eventsReady.Wait(0);
+        return batch;
+    }
+
+    private void Emit(NodeEvent e)
+    {
+        lock (_eventsGate) _events.Add(e);
+        if (_eventsReady.CurrentCount == 0) _eventsReady.Release();
+    }
+
+    private Task<T> Call<T>(Func<T> body)
+    {
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(() =>
+        {
+            try
+            {
+                done.SetResult(body());
+            }
+            catch (Exception e)
+            {
+                done.SetException(e);
+            }
+        });
+        return done.Task;
+    }
+
+    private void Post(Action command)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _commands.Enqueue(command);
+    }
+
+    private void Loop()
+    {
+        while (!_disposed)
+        {
+            try
+            {
+                while (_commands.TryDequeue(out var command)) command();
+                _executor.Dispatch();
+                var e = _executor.NextEvent(_commands.IsEmpty ? Tick : TimeSpan.Zero);
+                while (e is not null)
+                {
+                    Forward(e);
+                    e = _executor.NextEvent(TimeSpan.Zero);
+                }
+                foreach (var lost in _executor.TakeLostTrials())
+                    if (_byTrial.TryGetValue(lost, out var replica))
+                        Emit(new NodeEvent { Kind = NodeEventKind.Failed, TrialId = replica.Trial.Id, Incarnation = replica.Incarnation, Error = $"node {Name} lost the trial's device", DeviceLost = true });
+                FreedSlots();
+            }
+            catch (Exception e) when (!_disposed)
+            {
+                _logger.LogError(e, "cluster node {Node}: the node loop failed", Name);
+            }
+        }
+    }
+
+    private void FreedSlots()
+    {
+        for (int i = _stopping.Count - 1; i >= 0; i--)
+        {
+            var replica = _stopping[i];
+            if (replica.Slot is { Released: false }) continue;
+            _stopping.RemoveAt(i);
+            _byTrial.Remove(replica.Trial);
+            Emit(new NodeEvent { Kind = NodeEventKind.SlotFreed, TrialId = replica.Trial.Id, Incarnation = replica.Incarnation });
+        }
+    }
+
+    private void Forward(ExecutorEvent e)
+    {
+        if (!_byTrial.TryGetValue(e.Trial, out var replica)) return;
+        var id = replica.Trial.Id;
+        switch (e)
+        {
+            case ResultEvent r:
+                Emit(new NodeEvent
+                {
+                    Kind = NodeEventKind.Results, TrialId = id, Incarnation = replica.Incarnation, EndOfTraining = r.EndOfTraining,
+                    Results = r.Results.Select(x => ResultJson.Serialize(x)).ToArray(),
+                });
+                break;
+            case SaveEvent s:
+                Emit(SavedToDisk(replica, s.Checkpoint));
+                break;
+            case RestoreEvent:
+                Emit(new NodeEvent { Kind = NodeEventKind.Restored, TrialId = id, Incarnation = replica.Incarnation });
+                break;
+            case FailureEvent f:
+                Emit(new NodeEvent
+                {
+                    Kind = NodeEventKind.Failed, TrialId = id, Incarnation = replica.Incarnation, Error = f.Error.Message,
+                    ErrorType = f.Error.GetType().FullName, DeviceLost = f.DeviceLost,
+                });
+                break;
+        }
+    }
+
+    private NodeEvent SavedToDisk(Replica replica, PersistentCheckpoint checkpoint)
+    {
+        try
+        {
+            var files = CheckpointFiles.Read(checkpoint.Directory, persistent: true);
+            return new NodeEvent
+            {
+                Kind = NodeEventKind.SavedToDisk, TrialId = replica.Trial.Id, Incarnation = replica.Incarnation,
+                Tensors = files.Tensors, MetadataJson = files.MetadataJson,
+            };
+        }
+        finally
+        {
+            checkpoint.Delete();
+        }
+    }
+
+    private StartReply StartNow(NodeOp op)
+    {
+        if (_replicas.ContainsKey(op.TrialId))
+            return new StartReply { Outcome = StartOutcome.CannotStart, Message = $"trial {op.TrialId} is already running on node {Name}" };
+        var trial = new Trial(op.Trainable!, TrialConfig.FromJson(op.ConfigJson ?? "{}"), op.TrialId,
+            Resources.FromJson(op.ResourcesJson!), experimentTag: op.Tag ?? "");
+        Checkpoint? checkpoint;
+        try
+        {
+            checkpoint = Restorable(op);
+        }
+        catch (Exception e)
+        {
+            checkpoint = MemoryCheckpoint.Pending(null);
+            ((MemoryCheckpoint)checkpoint).Fail(e);
+        }
+        var replica = new Replica(trial, op.Incarnation);
+        bool started;
+        try
+        {
+            started = _executor.Start(trial, checkpoint, (t, slot) =>
+            {
+                replica.Slot = slot;
+                return new TrainableContext { TrialId = t.Id, ExperimentTag = t.ExperimentTag, Slot = slot, Seed = op.Seed, Logger = _logger };
+            });
+        }
+        catch (ResourceRequestException e)
+        {
+            return new StartReply { Outcome = StartOutcome.ResourceRequest, Message = e.Message };
+        }
+        catch (Exception e) when (e is TrialStartException or InvalidOperationException or KeyNotFoundException)
+        {
+            return new StartReply { Outcome = StartOutcome.CannotStart, Message = e.Message };
+        }
+        if (!started) return new StartReply { Outcome = StartOutcome.NoSlot, Message = $"node {Name}: {Allocator.DescribeUsage()}" };
+        _replicas[op.TrialId] = replica;
+        _byTrial[trial] = replica;
+        return new StartReply { Outcome = StartOutcome.Started, Restoring = trial.IsRestoring };
+    }
+
+    /// <summary>The checkpoint a start or exploit restores from, as this node holds it.</summary>
+    private Checkpoint? Restorable(NodeOp op) => op.Checkpoint is { } wire ? Local(wire) : null;
+
+    private Checkpoint Local(WireCheckpoint wire)
+    {
+        if (wire.Failed is { } why) throw new InvalidOperationException(why);
+        if (wire.NodeKey is not null && wire.Tensors is null)
+        {
+            if (!_memory.TryGetValue(wire.Id, out var held))
+                throw new InvalidOperationException($"node {Name} holds no memory checkpoint {wire.Id}");
+            return held;
+        }
+        var folder = Path.Combine(_scratch, "in-" + Guid.NewGuid().ToString("N"));
+        var persistent = CheckpointFiles.Write(wire, folder);
+        if (wire.Persistent) return persistent;
+        // A memory checkpoint that lived elsewhere (the controller, another node): on this node's device from now on.
+        try
+        {
+            var state = persistent.LoadState(TorchSharp.torch.CPU);
+            return MemoryCheckpoint.FromState(state, persistent.Result);
+        }
+        finally
+        {
+            persistent.Delete();
+        }
+    }
+
+    private void Run(NodeOp op)
+    {
+        if (op.Kind == NodeOpKind.DeleteMemory)
+        {
+            if (_memory.Remove(op.CheckpointId, out var gone)) gone.Delete();
+            return;
+        }
+        if (!_replicas.TryGetValue(op.TrialId, out var replica) || replica.Incarnation != op.Incarnation) return;
+        var trial = replica.Trial;
+        try
+        {
+            switch (op.Kind)
+            {
+                case NodeOpKind.Continue:
+                    _executor.ContinueTraining(trial, op.Steps);
+                    break;
+                case NodeOpKind.SaveToMemory:
+                    SaveToMemory(replica, op);
+                    break;
+                case NodeOpKind.SaveToDisk:
+                    _executor.SaveToDisk(trial, Path.Combine(_scratch, "save-" + Guid.NewGuid().ToString("N")));
+                    break;
+                case NodeOpKind.Exploit:
+                    Exploit(replica, op);
+                    break;
+                case NodeOpKind.Stop:
+                    StopReplica(replica, op.Error);
+                    break;
+            }
+        }
+        catch (Exception e)
+        {
+            Emit(new NodeEvent { Kind = NodeEventKind.Failed, TrialId = trial.Id, Incarnation = replica.Incarnation, Error = e.Message, ErrorType = e.GetType().FullName });
+        }
+    }
+
+    private void SaveToMemory(Replica replica, NodeOp op)
+    {
+        var result = op.ResultJson is { } json ? ResultJson.Parse(json) : null;
+        var checkpoint = _executor.SaveToMemory(replica.Trial, result);
+        _memory[op.CheckpointId] = checkpoint;
+        var id = op.CheckpointId;
+        var trialId = replica.Trial.Id;
+        var incarnation = replica.Incarnation;
+        // Completed on the trial's thread: report it once it is, without holding this loop.
+        _ = Task.Run(() =>
+        {
+            try
+            {
+                checkpoint.WithState(TorchSharp.torch.CPU, _ => { });
+                Emit(new NodeEvent { Kind = NodeEventKind.SavedToMemory, TrialId = trialId, Incarnation = incarnation, CheckpointId = id, ByteSize = checkpoint.ByteSize });
+            }
+            catch (Exception e)
+            {
+                Emit(new NodeEvent { Kind = NodeEventKind.MemorySaveFailed, TrialId = trialId, Incarnation = incarnation, CheckpointId = id, Error = e.Message });
+            }
+        });
+    }
+
+    private void Exploit(Replica replica, NodeOp op)
+    {
+        var donor = Local(op.Checkpoint ?? throw new InvalidDataException("an exploit needs the donor's checkpoint"));
+        _executor.Exploit(replica.Trial, donor, TrialConfig.FromJson(op.ConfigJson ?? "{}"));
+        // A donor that came over the wire is this exploit's alone. A memory one is deleted now (the delete waits for the
+        // lease the recipient's thread holds while it loads it); a persistent one's folder at the recipient's next
+        // exploit or stop.
+        if (op.Checkpoint.NodeKey is not null && op.Checkpoint.Tensors is null) return;
+        if (donor is MemoryCheckpoint copied) copied.Delete();
+        else
+        {
+            replica.DropTransient();
+            replica.Transient = donor;
+        }
+    }
+
+    private void StopReplica(Replica replica, bool error)
+    {
+        _executor.Stop(replica.Trial, error);
+        replica.DropTransient();
+        _replicas.Remove(replica.Trial.Id);
+        _stopping.Add(replica);
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _thread.Join(TimeSpan.FromSeconds(10));
+        _executor.Dispose();
+        foreach (var checkpoint in _memory.Values) checkpoint.Delete();
+        _memory.Clear();
+        try
+        {
+            if (Directory.Exists(_scratch)) Directory.Delete(_scratch, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private sealed class Replica(Trial trial, int incarnation)
+    {
+        public Trial Trial { get; } = trial;
+
+        public int Incarnation { get; } = incarnation;
+
+        public DeviceSlot? Slot { get; set; }
+
+        public Checkpoint? Transient { get; set; }
+
+        public void DropTransient()
+        {
+            Transient?.Delete();
+            Transient = null;
+        }
+    }
+}
