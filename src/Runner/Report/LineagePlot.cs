@@ -59,7 +59,7 @@ public static class LineagePlot
                 double at = x.Iteration + (j - (list.Count - 1) / 2.0) * xMax * 0.006;
                 double from = row[x.DonorId], to = row[x.TrialId];
                 // The arrow stops short of the recipient's line so that its head is seen on top of it.
-                double tip = to + Math.Sign(from - to) * 0.12;
+                double tip = to + Math.Sign(from - to) * 0.05;
                 var arrow = plot.Add.Arrow(new Coordinates(at, from), new Coordinates(at, tip));
                 arrow.ArrowFillColor = ReportStyle.Exploit.WithAlpha(0.85);
                 arrow.ArrowLineColor = ReportStyle.Exploit;
@@ -68,7 +68,9 @@ public static class LineagePlot
                 arrow.ArrowheadWidth = 12;
                 arrow.ArrowheadLength = 12;
                 arrow.ArrowheadAxisLength = 12;
-                if (x == exploits[0]) arrow.LegendText = $"exploit: from the donor to the trial that took its state and a new config ({exploits.Count})";
+                if (x == exploits[0]) arrow.LegendText = $"exploit: from the donor (dot) to the trial that took its state and a new config ({exploits.Count})";
+                // The dot tells the donor apart from the rows the arrow only crosses.
+                plot.Add.Marker(at, from, MarkerShape.FilledCircle, 9, ReportStyle.Exploit);
             }
         }
 
