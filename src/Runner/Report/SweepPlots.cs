@@ -53,6 +53,21 @@ public sealed class SweepPlots
     /// <summary>Picture 4: one slice per hyperparameter, in the search space's order.</summary>
     public IReadOnlyList<PlotImage> Slices() => Data.Domains.Select(d => Slice(d.Name)).ToList();
 
+    /// <summary>Picture 7: the PBT/PB2 lineage, who exploited whom and when.</summary>
+    public PlotImage Lineage() => Render("lineage", LineagePlot.Draw, "the store holds no PBT or PB2 exploit");
+
+    /// <summary>Picture 7: each trial's schedule of one hyperparameter that an exploit changed.</summary>
+    public PlotImage Schedule(string param)
+    {
+        var changed = SchedulePlot.ChangedParams(Data);
+        if (!changed.Contains(param) && !Data.Domains.Any(d => d.Name == param))
+            throw new ArgumentException($"no hyperparameter '{param}' in the sweep (it has {string.Join(", ", Data.Domains.Select(d => d.Name).Union(changed))})", nameof(param));
+        return Render($"schedule of {param}", d => SchedulePlot.Draw(d, param), $"no PBT or PB2 exploit changed '{param}'");
+    }
+
+    /// <summary>Picture 7: one schedule per hyperparameter that an exploit changed (none without exploits).</summary>
+    public IReadOnlyList<PlotImage> Schedules() => SchedulePlot.ChangedParams(Data).Select(Schedule).ToList();
+
     /// <summary>Any report picture by its <see cref="ReportPicture.FileName"/> (as <see cref="SweepReport.Pictures"/> lists them).</summary>
     public PlotImage Picture(string fileName)
     {
@@ -62,10 +77,12 @@ public sealed class SweepPlots
     }
 
     /// <summary>Draws one picture; throws naming why when it does not apply to this sweep.</summary>
-    public PlotImage Render(string title, Func<SweepData, Plot?> draw)
+    public PlotImage Render(string title, Func<SweepData, Plot?> draw) => Render(title, draw, null);
+
+    private PlotImage Render(string title, Func<SweepData, Plot?> draw, string? whyNot)
     {
         var plot = draw(Data) ?? throw new InvalidOperationException(
-            $"no {title} for this sweep: {(Data.Metric is null ? "it has no metric" : $"no trial reported '{Data.Metric}'")}");
+            $"no {title} for this sweep: {whyNot ?? (Data.Metric is null ? "it has no metric" : $"no trial reported '{Data.Metric}'")}");
         return new PlotImage(ReportStyle.Png(plot, Width, Height), Width, Height, title);
     }
 

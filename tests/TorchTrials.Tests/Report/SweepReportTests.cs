@@ -36,6 +36,21 @@ public class SweepReportTests(DigitsSweepFixture sweep) : IClassFixture<DigitsSw
     }
 
     [Fact]
+    public void A_sweep_without_pbt_has_no_lineage_or_schedule_pictures_and_the_library_says_why()
+    {
+        var files = SweepReport.Write(sweep.Experiment);
+
+        var names = files.Pictures.Select(Path.GetFileName).ToList();
+        Assert.DoesNotContain("lineage.png", names);
+        Assert.DoesNotContain(names, n => n!.StartsWith("schedule_", StringComparison.Ordinal));
+        Assert.DoesNotContain("lineage.png", File.ReadAllText(files.Index));
+        var plots = ResultGrid.Open(sweep.Experiment).Plots;
+        Assert.Contains("no PBT or PB2 exploit", Assert.Throws<InvalidOperationException>(() => plots.Lineage()).Message);
+        Assert.Contains("no PBT or PB2 exploit changed 'lr'", Assert.Throws<InvalidOperationException>(() => plots.Schedule("lr")).Message);
+        Assert.Empty(plots.Schedules());
+    }
+
+    [Fact]
     public void Load_reads_trials_results_decisions_running_spans_and_the_saved_domains()
     {
         var data = SweepData.Load(sweep.Experiment);
