@@ -328,6 +328,7 @@ public sealed class ClusterNode : IDisposable
                     SaveToMemory(replica, op);
                     break;
                 case NodeOpKind.SaveToDisk:
+                    trial.LastResult = op.ResultJson is { } json ? ResultJson.Parse(json) : null;
                     _executor.SaveToDisk(trial, Path.Combine(_scratch, "save-" + Guid.NewGuid().ToString("N")));
                     break;
                 case NodeOpKind.Exploit:

@@ -90,6 +90,9 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
 
     public MemoryCheckpointStore CheckpointStore { get; }
 
+    /// <summary>Disposed with the executor: the client host a factory connected for it.</summary>
+    internal IDisposable? Owned { get; init; }
+
     /// <summary>The workers the controller places trials on now.</summary>
     public IReadOnlyList<NodeInfo> Nodes
     {
@@ -195,6 +198,11 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
     public void ContinueTraining(Trial trial, int steps = 1)
     {
         var run = RunOf(trial);
+        // As ConcurrentTrialExecutor: a grant lasts until the controller has taken its last result. The node's own
+        // executor ends the grant as soon as it trains the last step, so asking it again before that batch arrived
+        // here would start a second grant and train past a stop or checkpoint the controller has yet to see.
+        if (run.TrainingGranted) return;
+        run.TrainingGranted = true;
         run.Node.Queue(new NodeOp { Kind = NodeOpKind.Continue, TrialId = trial.Id, Incarnation = run.Incarnation, Steps = steps });
     }
 
@@ -217,7 +225,13 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
     {
         var run = RunOf(trial);
         run.DiskSaves.Enqueue(directory);
-        run.Node.Queue(new NodeOp { Kind = NodeOpKind.SaveToDisk, TrialId = trial.Id, Incarnation = run.Incarnation });
+        // The node's replica of the trial never records results: the checkpoint's result (and so the iteration a
+        // restart from it rolls the store back to) is the controller's.
+        run.Node.Queue(new NodeOp
+        {
+            Kind = NodeOpKind.SaveToDisk, TrialId = trial.Id, Incarnation = run.Incarnation,
+            ResultJson = trial.LastResult is { } last ? ResultJson.Serialize(last) : null,
+        });
     }
 
     public void Exploit(Trial trial, Checkpoint donor, TrialConfig config)
@@ -310,6 +324,7 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
             case NodeEventKind.Results:
                 var results = e.Results.Select(ResultJson.Parse).ToList();
                 ResultsReceived += results.Count;
+                if (e.EndOfTraining) run.TrainingGranted = false;
                 _events.Enqueue(new ResultEvent(trial, run.Incarnation, results) { EndOfTraining = e.EndOfTraining });
                 break;
             case NodeEventKind.SavedToDisk:
@@ -328,6 +343,7 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
                 _events.Enqueue(new RestoreEvent(trial, run.Incarnation));
                 break;
             case NodeEventKind.Failed:
+                run.TrainingGranted = false;
                 _events.Enqueue(new FailureEvent(trial, run.Incarnation, new NodeTrialException(node.Info.Name, e.Error ?? "the trial failed", e.ErrorType), e.DeviceLost));
                 break;
             case NodeEventKind.SlotFreed:
@@ -475,6 +491,7 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
         foreach (var node in _nodes.Values) node.StopPolling();
         foreach (var memory in _memory.Values) memory.Checkpoint.Fail(new ObjectDisposedException(nameof(ClusterTrialExecutor)));
         _memory.Clear();
+        Owned?.Dispose();
         try
         {
             if (Directory.Exists(_scratch)) Directory.Delete(_scratch, recursive: true);
@@ -495,6 +512,9 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
         public int Incarnation { get; } = incarnation;
 
         public bool Stopped { get; set; }
+
+        /// <summary>Training asked of the node whose last result has not arrived yet.</summary>
+        public bool TrainingGranted { get; set; }
 
         public Queue<string> DiskSaves { get; } = new();
     }

@@ -87,7 +87,7 @@ public sealed class NodeOp
     /// <summary>The memory checkpoint's id, chosen by the controller (SaveToMemory, DeleteMemory).</summary>
     public long CheckpointId { get; init; }
 
-    /// <summary>The result a memory save is stamped with.</summary>
+    /// <summary>The result a save (to memory or to disk) is stamped with: the controller's newest.</summary>
     public string? ResultJson { get; init; }
 
     public bool Error { get; init; }

@@ -76,6 +76,8 @@ public abstract class ExecutorContractTests : IDisposable
         var first = Trained(executor, "t1", 2);
         executor.SaveToDisk(first, Path.Combine(_dir.Path, "ckpt"));
         var saved = Assert.IsType<SaveEvent>(NextOf(executor, first));
+        // Stamped with the trial's newest result: a restart from it rolls the history back to iteration 2, not 0.
+        Assert.Equal(2, saved.Checkpoint.TrainingIteration);
         executor.Stop(first, error: false);
 
         var second = Fake("t2");
@@ -361,6 +363,8 @@ public abstract class ExecutorContractTests : IDisposable
                 if (ev is FailureEvent f) throw new Xunit.Sdk.XunitException($"trial {trial.Id} failed: {f.Error}");
                 if (ev is not ResultEvent r) throw new Xunit.Sdk.XunitException($"expected results, got {ev}");
                 results.AddRange(r.Results);
+                // As the controller does: the trial keeps its newest result (what a save is stamped with).
+                foreach (var result in r.Results) trial.RecordResult(result);
                 if (r.EndOfTraining) break;
             }
         }

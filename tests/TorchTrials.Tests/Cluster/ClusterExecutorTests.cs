@@ -1,0 +1,112 @@
+using TorchTrials.Cluster;
+using TorchTrials.Gpu;
+using TorchTrials.Runner;
+using TorchTrials.Runner.Execution;
+using TorchTrials.Runner.Loggers;
+using TorchTrials.Runner.Search;
+using TorchTrials.Runner.Store;
+using TorchTrials.Tests.Support;
+using TorchTrials.Trainables;
+
+namespace TorchTrials.Tests.Cluster;
+
+/// <summary>The cluster executor on three in-process silos, each a worker with a simulated machine of its own.</summary>
+public sealed class ClusterExecutorTests
+{
+    private static TrainableContext Context(Trial trial, DeviceSlot slot) => new() { TrialId = trial.Id, Slot = slot };
+
+    private static ClusterTrialExecutor Executor(TestCluster cluster, int nodes)
+    {
+        var executor = new ClusterTrialExecutor(cluster.Client, TrainableRegistry.CreateDefault(), new ExecutorOptions(),
+            new ClusterExecutorOptions { MembershipInterval = TimeSpan.FromMilliseconds(100) });
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (executor.Nodes.Count < nodes)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"{executor.Nodes.Count} of {nodes} workers joined");
+            Thread.Sleep(50);
+        }
+        return executor;
+    }
+
+    [Fact]
+    public async Task Fractional_requests_pack_onto_one_node_at_a_time_and_a_request_is_never_split_across_nodes()
+    {
+        await using var cluster = await TestCluster.StartAsync(3, "cpus=4,gpus=2x16GiB");
+        using var executor = Executor(cluster, 3);
+        var half = new Resources(cpu: 1, gpu: 0.5);
+
+        var trials = Enumerable.Range(0, 12).Select(i => new Trial("__fake", trialId: $"h{i}", resources: half)).ToList();
+        foreach (var trial in trials) Assert.True(executor.Start(trial, null, Context), $"{trial.Id} did not start");
+
+        // First fit in node order: four half-GPU trials fill a node (2 GPUs, 4 CPUs) before the next one gets any.
+        Assert.All(cluster.Nodes.Values, node => Assert.Equal(4, node.Allocator.LiveSlots));
+        var extra = new Trial("__fake", trialId: "extra", resources: half);
+        Assert.False(executor.HasResourcesFor(extra));
+        Assert.False(executor.Start(extra, null, Context));
+
+        // Six GPUs in the cluster, but no machine has three: refused, not split.
+        var wide = new Trial("__fake", trialId: "wide", resources: new Resources(cpu: 1, gpu: 3));
+        Assert.Throws<ResourceRequestException>(() => executor.Start(wide, null, Context));
+
+        // Free the node of the first four trials: a two-GPU trial fits there only, whole.
+        foreach (var trial in trials.Take(4)) executor.Stop(trial, error: false);
+        var two = new Trial("__fake", trialId: "two", resources: new Resources(cpu: 1, gpu: 2));
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!executor.HasResourcesFor(two))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the stopped trials' slots were not freed");
+            executor.NextEvent(TimeSpan.FromMilliseconds(20));
+        }
+        Assert.True(executor.Start(two, null, Context));
+        Assert.Equal(new[] { 1, 4, 4 }, cluster.Nodes.Values.Select(n => n.Allocator.LiveSlots).Order());
+        var holder = cluster.Nodes.Values.Single(n => n.Allocator.LiveSlots == 1);
+        Assert.Equal(0, holder.Allocator.Committed.GpuTotal.CompareTo(new Resources(gpu: 2).GpuTotal));
+    }
+
+    [Fact]
+    public async Task A_sweep_whose_worker_leaves_mid_trial_finishes_every_trial_elsewhere_with_each_result_stored_once()
+    {
+        await using var cluster = await TestCluster.StartAsync(3, "cpus=2");
+        using var dir = new TempDir();
+        var leaving = cluster.Cluster.Silos[1];
+        var tuner = new Tuner("__fake",
+            new SearchSpace { ["x"] = Domain.Grid(0, 1, 2, 3, 4, 5), ["sleep"] = 0.05 },
+            new TuneConfig { Metric = "episode_reward_mean", Mode = MetricMode.Max },
+            new RunConfig
+            {
+                Name = "exp",
+                StoragePath = dir.Path,
+                Stop = Stop.AfterIterations(30),
+                Checkpoint = new CheckpointConfig { Frequency = 5 },
+                MaxFailures = 3,
+                ResourcesPerTrial = new Resources(cpu: 1),
+                Loggers = TrialFileOptions.None,
+                Quiet = true,
+                ExecutorFactory = ClusterExecutorFactory.For(cluster.Client, new ClusterExecutorOptions { MembershipInterval = TimeSpan.FromMilliseconds(100) }),
+            });
+        var run = Task.Run(() => tuner.Fit());
+
+        // Let every trial get going (6 slots for 6 trials), then take a worker away mid-trial.
+        var node = cluster.NodeOf(leaving);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (node.RunningTrials < 2)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the leaving worker never ran two trials");
+            await Task.Delay(20);
+        }
+        await Task.Delay(800);
+        await cluster.StopAsync(leaving);
+
+        var grid = await run.WaitAsync(TimeSpan.FromSeconds(120));
+        Assert.Equal(6, grid.Count);
+        Assert.Equal(0, grid.NumErrors);
+        using var store = SqliteExperimentStore.Open(Path.Combine(dir.Path, "exp"));
+        Assert.All(grid, t => Assert.Equal(30, t.LastResult!.TrainingIteration));
+
+        foreach (var trial in grid)
+            Assert.Equal(Enumerable.Range(1, 30).Select(i => (long)i), store.ResultsOf(trial.TrialId).Select(r => r.TrainingIteration));
+        int requeued = grid.Count(t => t.NumFailures > 0);
+        // The leaving worker held two trials: both went back to the queue and resumed elsewhere.
+        Assert.Equal(2, requeued);
+    }
+}
