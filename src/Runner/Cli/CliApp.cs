@@ -15,7 +15,8 @@ public static class ExitCodes
 }
 
 /// <summary>
-/// The torchtrials command line: run a sweep spec, resume an experiment, show its status, draw its report, list devices. Bad input exits 2
+/// The torchtrials command line: run a sweep spec, resume an experiment, show its status, draw its report, list devices,
+/// serve as a cluster worker. Bad input exits 2
 /// with one line per problem; a run that fails (for example fail-fast) exits 1; success exits 0; Ctrl-C exits 130 and
 /// SIGTERM 143, both after leaving the running trials resumable.
 /// </summary>
@@ -32,6 +33,7 @@ public static class CliApp
             new StatusCommand(console),
             new ReportCommand(console),
             new DevicesCommand(console),
+            new WorkerCommand(console),
         };
         foreach (var command in commands) root.Subcommands.Add(command.Build());
 

@@ -170,22 +170,48 @@ public sealed record ClusterConnection
 }
 
 /// <summary>Where a worker listens: its advertised address, silo port (to other silos) and gateway port (to controllers).</summary>
-public sealed record WorkerEndpoint(IPAddress Address, int SiloPort, int GatewayPort)
+public sealed record WorkerEndpoint(IPAddress Address, int SiloPort, int GatewayPort) : IDisposable
 {
+    /// <summary>Held by the localhost primary while it lives, so two workers started at once cannot both become it.</summary>
+    internal FileStream? PrimaryLock { get; init; }
+
     /// <summary>
     /// The endpoint of a worker on <paramref name="connection"/>: under localhost clustering the primary's well-known ports
-    /// when they are free (else two free ones); elsewhere two free ports on <paramref name="address"/>.
+    /// for the first worker (the one that takes the machine-wide primary lock; the ports must then be free), two free ones
+    /// for every other; elsewhere two free ports on <paramref name="address"/>.
     /// </summary>
+    /// <remarks>
+    /// A port check alone is not enough: Orleans binds its listeners with port reuse, so two workers that both found the
+    /// ports free a moment apart would both listen there and both act as primary (seen with two `torchtrials worker`s
+    /// started together).
+    /// </remarks>
     public static WorkerEndpoint For(ClusterConnection connection, IPAddress? address = null, int? siloPort = null, int? gatewayPort = null)
     {
         address ??= IPAddress.Loopback;
-        if (connection.Kind == MembershipKind.Localhost && siloPort is null && gatewayPort is null)
+        if (connection.Kind == MembershipKind.Localhost && siloPort is null && gatewayPort is null
+            && TryLockPrimary(connection.GatewayPort) is { } primaryLock)
         {
             int primarySilo = ClusterConnection.DefaultSiloPort + (connection.GatewayPort - ClusterConnection.DefaultGatewayPort);
             if (IsFree(IPAddress.Loopback, primarySilo) && IsFree(IPAddress.Loopback, connection.GatewayPort))
-                return new WorkerEndpoint(IPAddress.Loopback, primarySilo, connection.GatewayPort);
+                return new WorkerEndpoint(IPAddress.Loopback, primarySilo, connection.GatewayPort) { PrimaryLock = primaryLock };
+            primaryLock.Dispose();
         }
         return new WorkerEndpoint(address, siloPort ?? FreePort(address), gatewayPort ?? FreePort(address));
+    }
+
+    public void Dispose() => PrimaryLock?.Dispose();
+
+    private static FileStream? TryLockPrimary(int gatewayPort)
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"torchtrials-localhost-{gatewayPort.ToString(CultureInfo.InvariantCulture)}.lock");
+        try
+        {
+            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
     }
 
     internal static int FreePort(IPAddress address)

@@ -269,7 +269,14 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
         while (true)
         {
             Apply();
-            if (_events.TryDequeue(out var e)) return e;
+            if (_events.TryDequeue(out var e))
+            {
+                // The grant ends when the controller takes its last result, not when the batch arrives: results queued
+                // here ahead of it still make the controller ask to continue, and those asks must find the grant open.
+                if (e is ResultEvent { EndOfTraining: true } or FailureEvent && _runs.TryGetValue(e.Trial, out var run) && run.Incarnation == e.Incarnation)
+                    run.TrainingGranted = false;
+                return e;
+            }
             if (_slotFreed)
             {
                 _slotFreed = false;
@@ -324,7 +331,6 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
             case NodeEventKind.Results:
                 var results = e.Results.Select(ResultJson.Parse).ToList();
                 ResultsReceived += results.Count;
-                if (e.EndOfTraining) run.TrainingGranted = false;
                 _events.Enqueue(new ResultEvent(trial, run.Incarnation, results) { EndOfTraining = e.EndOfTraining });
                 break;
             case NodeEventKind.SavedToDisk:
@@ -343,7 +349,6 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
                 _events.Enqueue(new RestoreEvent(trial, run.Incarnation));
                 break;
             case NodeEventKind.Failed:
-                run.TrainingGranted = false;
                 _events.Enqueue(new FailureEvent(trial, run.Incarnation, new NodeTrialException(node.Info.Name, e.Error ?? "the trial failed", e.ErrorType), e.DeviceLost));
                 break;
             case NodeEventKind.SlotFreed:

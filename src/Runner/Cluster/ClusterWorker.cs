@@ -79,10 +79,12 @@ public sealed class ClusterWorker : IAsyncDisposable
         {
             await host.StartAsync(cancel).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e)
         {
             node.Dispose();
             host.Dispose();
+            endpoint.Dispose();
+            if (e is OperationCanceledException) throw;
             throw new ClusterUnavailableException($"worker {node.Name} cannot join cluster {options.Cluster}: {OneLine(e)}");
         }
         return new ClusterWorker(host, node, endpoint);
@@ -109,6 +111,7 @@ public sealed class ClusterWorker : IAsyncDisposable
         {
             _host.Dispose();
             Node.Dispose();
+            Endpoint.Dispose();
         }
     }
 }

@@ -136,7 +136,9 @@ public sealed class NodeEvent
     /// <summary>Results in the store's JSON form, oldest first.</summary>
     public string[] Results { get; init; } = [];
 
-    public bool EndOfTraining { get; init; } = true;
+    /// <summary>The grant's last results. No initializer: Orleans leaves default field values off the wire, so a default of true
+    /// would turn every false into true on arrival.</summary>
+    public bool EndOfTraining { get; init; }
 
     public string? Error { get; init; }
 

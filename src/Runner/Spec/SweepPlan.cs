@@ -22,7 +22,7 @@ public sealed class SweepPlan
     {
         "name", "storage_path", "trainable", "params", "search_space", "num_samples", "metric", "mode", "scheduler", "searcher",
         "stop", "stoppers", "resources_per_trial", "checkpoint", "failure", "reuse_trainables", "max_concurrent_trials", "seed",
-        "executor", "loggers", "inventory", "checkpoint_store",
+        "executor", "loggers", "inventory", "checkpoint_store", "cluster",
     };
 
     private bool _savedCopy;
@@ -51,21 +51,29 @@ public sealed class SweepPlan
 
     public RunConfig Run { get; private set; } = new();
 
+    /// <summary>The cluster the trials run on (spec key <c>cluster</c>, or the override); null to run them in this process.</summary>
+    public string? Cluster { get; private set; }
+
     /// <summary>Reads and validates the spec file; throws <see cref="SpecValidationException"/> listing every problem.</summary>
     /// <param name="savedCopy">
     /// True when <paramref name="path"/> is an experiment's own <see cref="SpecCopyName"/> (resume): keys the spec has
     /// since renamed are read in their old meaning there, so an experiment started before a rename still resumes.
     /// </param>
+    /// <param name="cluster">
+    /// Where the run may go when the spec (or <paramref name="clusterOverride"/>) names a cluster: builds the executor
+    /// factory from its text and throws <see cref="FormatException"/> for a text it cannot read. The runner cannot reach a
+    /// cluster itself (TorchTrials.Cluster depends on it, not the other way), so without one such a spec is refused.
+    /// </param>
     public static SweepPlan Load(string path, string? storagePathOverride = null, string? nameOverride = null, DeviceInventory? inventoryOverride = null,
-        bool savedCopy = false)
+        bool savedCopy = false, string? clusterOverride = null, Func<string, ITrialExecutorFactory>? cluster = null)
     {
         if (!File.Exists(path))
             throw new SpecValidationException(path, new[] { new SpecError("(file)", null, $"'{path}' does not exist") });
-        return Parse(File.ReadAllText(path), path, storagePathOverride, nameOverride, inventoryOverride, savedCopy);
+        return Parse(File.ReadAllText(path), path, storagePathOverride, nameOverride, inventoryOverride, savedCopy, clusterOverride, cluster);
     }
 
     public static SweepPlan Parse(string text, string source, string? storagePathOverride = null, string? nameOverride = null, DeviceInventory? inventoryOverride = null,
-        bool savedCopy = false)
+        bool savedCopy = false, string? clusterOverride = null, Func<string, ITrialExecutorFactory>? cluster = null)
     {
         var (root, lines) = YamlJson.Parse(text, source);
         var errors = new List<SpecError>();
@@ -73,7 +81,7 @@ public sealed class SweepPlan
             throw new SpecValidationException(source, new[] { new SpecError("(document)", 1, "the spec must be a mapping of keys such as trainable, search_space, metric") });
         var plan = new SweepPlan(text, Path.GetFullPath(source)) { _savedCopy = savedCopy };
         var spec = new SpecReader(obj, "", lines, errors);
-        plan.Read(spec, Path.GetDirectoryName(Path.GetFullPath(source)) ?? ".", storagePathOverride, nameOverride, inventoryOverride);
+        plan.Read(spec, Path.GetDirectoryName(Path.GetFullPath(source)) ?? ".", storagePathOverride, nameOverride, inventoryOverride, clusterOverride, cluster);
         spec.Finish(TopLevelKeys);
         if (errors.Count > 0) throw new SpecValidationException(source, errors.OrderBy(e => e.Line ?? int.MaxValue).ToList());
         return plan;
@@ -91,7 +99,8 @@ public sealed class SweepPlan
     public Tuner RestoreTuner(string experimentPath, ResumeOptions resume, bool showsProgress = false, ILoggerFactory? loggerFactory = null) =>
         Tuner.Restore(experimentPath, Trainable, resume, Space, Tune, Run with { Quiet = Run.Quiet || showsProgress }, Registry, loggerFactory);
 
-    private void Read(SpecReader spec, string specDirectory, string? storagePathOverride, string? nameOverride, DeviceInventory? inventoryOverride)
+    private void Read(SpecReader spec, string specDirectory, string? storagePathOverride, string? nameOverride, DeviceInventory? inventoryOverride,
+        string? clusterOverride, Func<string, ITrialExecutorFactory>? clusterFactory)
     {
         var specName = spec.String("name");
         var specStorage = spec.String("storage_path", "results")!;
@@ -157,8 +166,10 @@ public sealed class SweepPlan
             try { inventory = DeviceInventory.Parse(inventoryText); }
             catch (Exception e) when (e is FormatException or ArgumentException) { spec.Error("inventory", e.Message); }
         }
+        var (cluster, executorFactory) = ReadCluster(spec, clusterOverride, clusterFactory, inventory is not null && inventoryOverride is null);
         // Checked against the machine the run would use (detected unless simulated), so a request it can never grant is bad input before anything is created.
-        if (resources is not null && new DeviceSlotAllocator(inventory ?? DeviceInventory.Detect()).WhyNeverFits(resources) is { } why)
+        // On a cluster the workers' machines decide: the cluster executor refuses a request no worker can hold.
+        if (cluster is null && resources is not null && new DeviceSlotAllocator(inventory ?? DeviceInventory.Detect()).WhyNeverFits(resources) is { } why)
             spec.Error("resources_per_trial", $"a trial {why}");
 
         if (scheduler is ITrialScheduler s)
@@ -203,7 +214,37 @@ public sealed class SweepPlan
             ThreadsPerTrial = threads,
             DeviceCheckpointBudgetBytes = deviceBudget,
             HostCheckpointBudgetBytes = hostBudget,
+            ExecutorFactory = executorFactory,
         };
+        Cluster = cluster;
+    }
+
+    private static (string? Cluster, ITrialExecutorFactory? Factory) ReadCluster(SpecReader spec, string? clusterOverride, Func<string, ITrialExecutorFactory>? factory,
+        bool specInventory)
+    {
+        var text = clusterOverride ?? spec.String("cluster");
+        if (clusterOverride is not null) spec.String("cluster");
+        if (text is null) return (null, null);
+        string key = clusterOverride is null ? "cluster" : "(--cluster)";
+        if (specInventory)
+        {
+            spec.Error("inventory", "describes this machine, but the trials run on a cluster: give each worker its own (torchtrials worker --inventory)");
+            return (null, null);
+        }
+        if (factory is null)
+        {
+            spec.Error(key, "this program cannot run trials on a cluster: run the spec with the torchtrials command, or give the Tuner a ClusterExecutorFactory");
+            return (null, null);
+        }
+        try
+        {
+            return (text, factory(text));
+        }
+        catch (FormatException e)
+        {
+            spec.Error(key, e.Message);
+            return (null, null);
+        }
     }
 
     private void ReadTrainable(SpecReader spec, string specDirectory)

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Spectre.Console;
 using TorchTrials.Cli.Rendering;
+using TorchTrials.Cluster;
 using TorchTrials.Runner;
 using TorchTrials.Runner.Execution;
 using TorchTrials.Runner.Results;
@@ -57,6 +58,12 @@ internal static class SweepRunner
                 console.MarkupLineInterpolated($"[red]Run failed:[/] {e.Message}");
                 return ExitCodes.RunFailed;
             }
+            catch (ClusterUnavailableException e)
+            {
+                console.MarkupLineInterpolated($"[red]Run failed:[/] {e.Message}");
+                console.WriteLine($"Start the workers, then: torchtrials resume {experimentPath}");
+                return ExitCodes.RunFailed;
+            }
 
             ResultsView.WriteSummary(console, grid);
             if (grid.WasInterrupted)
@@ -107,12 +114,13 @@ internal static class SweepRunner
     }
 
     /// <summary>Loads a spec, reporting every problem as bad input.</summary>
+    /// <param name="cluster">Overrides the spec's <c>cluster</c> key (<c>--cluster</c>).</param>
     public static SweepPlan LoadPlan(string path, string? storagePath = null, string? name = null, TorchTrials.Gpu.DeviceInventory? inventory = null,
-        bool savedCopy = false)
+        bool savedCopy = false, string? cluster = null)
     {
         try
         {
-            return SweepPlan.Load(path, storagePath, name, inventory, savedCopy);
+            return SweepPlan.Load(path, storagePath, name, inventory, savedCopy, cluster, text => ClusterExecutorFactory.Connect(text));
         }
         catch (SpecValidationException e)
         {

@@ -50,6 +50,38 @@ public abstract class ExecutorContractTests : IDisposable
     }
 
     [Fact]
+    public void Asking_to_continue_while_a_grants_results_are_still_queued_trains_no_further()
+    {
+        // The controller asks to continue after every batch of results it takes; with run-ahead the
+        // trial may have trained the whole grant by then. Those asks must not open a second grant: the trial would
+        // train past its stop or checkpoint before the controller saw the result that decides it.
+        var (executor, _) = Executor(cpus: 1);
+        var trial = Fake("t1");
+        Assert.True(executor.Start(trial, null, Context));
+        executor.ContinueTraining(trial, 5);
+        executor.Dispatch();
+        Thread.Sleep(500);
+
+        var results = new List<TrialResult>();
+        while (results.Count < 5)
+        {
+            var ev = Assert.IsType<ResultEvent>(NextOf(executor, trial));
+            results.AddRange(ev.Results);
+            foreach (var result in ev.Results) trial.RecordResult(result);
+            // As the controller does after every batch it takes, until the result that decides to stop.
+            if (results.Count < 5) executor.ContinueTraining(trial, 5 - results.Count);
+        }
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(1);
+        while (DateTime.UtcNow < deadline)
+        {
+            executor.Dispatch();
+            if (executor.NextEvent(TimeSpan.FromMilliseconds(50)) is ResultEvent more && more.Trial == trial) results.AddRange(more.Results);
+        }
+
+        Assert.Equal(new long[] { 1, 2, 3, 4, 5 }, results.Select(r => r.TrainingIteration));
+    }
+
+    [Fact]
     public void A_trial_restarted_from_its_memory_checkpoint_continues_where_it_was_saved()
     {
         // Pause and resume as the controller does it: save to memory, stop, start again from the checkpoint.
