@@ -36,12 +36,20 @@ public sealed class ClusterNode : IDisposable
     private readonly Dictionary<long, MemoryCheckpoint> _memory = new();
     private readonly List<Replica> _stopping = new();
     private readonly Thread _thread;
+    private readonly TimeSpan _controllerLease;
+    private long _lastHeard = Environment.TickCount64;
     private volatile bool _disposed;
 
+    /// <param name="controllerLease">
+    /// How long the node keeps running trials while no controller polls it: after that their controller is taken as dead
+    /// (killed, its machine lost) and they are stopped, so a controller that resumes the sweep finds the slots free.
+    /// Ten seconds when null; controllers poll every half second.
+    /// </param>
     public ClusterNode(DeviceSlotAllocator allocator, TrainableRegistry registry, string? name = null, ExecutorOptions? options = null,
-        int? threadsPerTrial = null, ILogger? logger = null)
+        int? threadsPerTrial = null, ILogger? logger = null, TimeSpan? controllerLease = null)
     {
         _registry = registry;
+        _controllerLease = controllerLease ?? TimeSpan.FromSeconds(10);
         _logger = logger ?? NullLogger.Instance;
         Name = name ?? Environment.MachineName;
         _scratch = Path.Combine(Path.GetTempPath(), "torchtrials-node-" + Environment.ProcessId + "-" + Guid.NewGuid().ToString("N")[..8]);
@@ -100,9 +108,7 @@ public sealed class ClusterNode : IDisposable
     {
         var slots = await Call(() =>
         {
-            foreach (var replica in _replicas.Values.ToList()) StopReplica(replica, error: false);
-            foreach (var checkpoint in _memory.Values) checkpoint.Delete();
-            _memory.Clear();
+            StopAll();
             return _stopping.Select(r => r.Slot).OfType<DeviceSlot>().ToList();
         }).ConfigureAwait(false);
         var deadline = DateTime.UtcNow + (patience ?? TimeSpan.FromSeconds(30));
@@ -110,8 +116,16 @@ public sealed class ClusterNode : IDisposable
             await Task.Delay(5).ConfigureAwait(false);
     }
 
+    private void StopAll()
+    {
+        foreach (var replica in _replicas.Values.ToList()) StopReplica(replica, error: false);
+        foreach (var checkpoint in _memory.Values) checkpoint.Delete();
+        _memory.Clear();
+    }
+
     public async Task<NodeEventBatch> Poll(int waitMilliseconds)
     {
+        Interlocked.Exchange(ref _lastHeard, Environment.TickCount64);
         lock (_eventsGate)
             if (_events.Count > 0) return Take();
         await _eventsReady.WaitAsync(waitMilliseconds).ConfigureAwait(false);
@@ -175,12 +189,24 @@ public sealed class ClusterNode : IDisposable
                     if (_byTrial.TryGetValue(lost, out var replica))
                         Emit(new NodeEvent { Kind = NodeEventKind.Failed, TrialId = replica.Trial.Id, Incarnation = replica.Incarnation, Error = $"node {Name} lost the trial's device", DeviceLost = true });
                 FreedSlots();
+                StopOrphans();
             }
             catch (Exception e) when (!_disposed)
             {
                 _logger.LogError(e, "cluster node {Node}: the node loop failed", Name);
             }
         }
+    }
+
+    /// <summary>Stops the trials of a controller that stopped polling (see the constructor's controllerLease).</summary>
+    private void StopOrphans()
+    {
+        if (_replicas.Count == 0 && _memory.Count == 0) return;
+        long silent = Environment.TickCount64 - Interlocked.Read(ref _lastHeard);
+        if (silent < _controllerLease.TotalMilliseconds) return;
+        _logger.LogWarning("cluster node {Node}: no controller for {Seconds:0} s; stopping its {Count} trials", Name, silent / 1000.0, _replicas.Count);
+        StopAll();
+        lock (_eventsGate) _events.Clear();
     }
 
     private void FreedSlots()
@@ -197,7 +223,9 @@ public sealed class ClusterNode : IDisposable
 
     private void Forward(ExecutorEvent e)
     {
-        if (!_byTrial.TryGetValue(e.Trial, out var replica)) return;
+        // A stopped run's events are of no use to anyone: its controller ignores them, and one that was resumed after a
+        // crash numbers its incarnations afresh, so they could pass for its new run's.
+        if (!_byTrial.TryGetValue(e.Trial, out var replica) || !_replicas.TryGetValue(replica.Trial.Id, out var live) || live != replica) return;
         var id = replica.Trial.Id;
         switch (e)
         {
@@ -243,8 +271,15 @@ public sealed class ClusterNode : IDisposable
 
     private StartReply StartNow(NodeOp op)
     {
-        if (_replicas.ContainsKey(op.TrialId))
-            return new StartReply { Outcome = StartOutcome.CannotStart, Message = $"trial {op.TrialId} is already running on node {Name}" };
+        Interlocked.Exchange(ref _lastHeard, Environment.TickCount64);
+        if (_replicas.TryGetValue(op.TrialId, out var stale))
+        {
+            // The controller starts a trial it believes stopped: this run of it belongs to a controller that died (and
+            // was resumed) before this node noticed. Stop it; the slot is free once it has stopped.
+            _logger.LogWarning("cluster node {Node}: trial {TrialId} started again by its controller; stopping the run it left here", Name, op.TrialId);
+            StopReplica(stale, error: false);
+            return new StartReply { Outcome = StartOutcome.NoSlot, Message = $"node {Name}: trial {op.TrialId} is stopping its previous run here" };
+        }
         var trial = new Trial(op.Trainable!, TrialConfig.FromJson(op.ConfigJson ?? "{}"), op.TrialId,
             Resources.FromJson(op.ResourcesJson!), experimentTag: op.Tag ?? "");
         Checkpoint? checkpoint;

@@ -1,0 +1,58 @@
+using TorchTrials.Cluster;
+using TorchTrials.Gpu;
+using TorchTrials.Trainables;
+
+namespace TorchTrials.Tests.Cluster;
+
+/// <summary>A worker's node on its own, driven as a controller would drive it (and as a dead one would not).</summary>
+public sealed class ClusterNodeTests
+{
+    private static NodeOp StartOp(string trialId, int incarnation) => new()
+    {
+        Kind = NodeOpKind.Start, TrialId = trialId, Incarnation = incarnation, Trainable = "__fake",
+        ConfigJson = """{"sleep": 0.02}""", ResourcesJson = new Resources(cpu: 1).ToJson(),
+    };
+
+    private static void WaitFor(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, what);
+            Thread.Sleep(20);
+        }
+    }
+
+    [Fact]
+    public async Task Trials_whose_controller_stops_polling_are_stopped_and_their_slots_freed()
+    {
+        using var node = new ClusterNode(new DeviceSlotAllocator(DeviceInventory.Parse("cpus=2")), TrainableRegistry.CreateDefault(), "n",
+            controllerLease: TimeSpan.FromMilliseconds(500));
+        Assert.Equal(StartOutcome.Started, (await node.Start(StartOp("t1", 1))).Outcome);
+        await node.Apply([new NodeOp { Kind = NodeOpKind.Continue, TrialId = "t1", Incarnation = 1, Steps = 100_000 }]);
+        Assert.Equal(1, node.RunningTrials);
+
+        // Polled for a while: the trial keeps running past the lease.
+        for (int i = 0; i < 6; i++) await node.Poll(150);
+        Assert.Equal(1, node.RunningTrials);
+
+        // Then nobody polls (the controller was killed): the node gives the machine back.
+        WaitFor(() => node.RunningTrials == 0 && node.Allocator.LiveSlots == 0, "the orphaned trial was not stopped");
+    }
+
+    [Fact]
+    public async Task A_trial_started_again_stops_the_run_a_dead_controller_left_and_then_starts()
+    {
+        using var node = new ClusterNode(new DeviceSlotAllocator(DeviceInventory.Parse("cpus=2")), TrainableRegistry.CreateDefault(), "n");
+        Assert.Equal(StartOutcome.Started, (await node.Start(StartOp("t1", 1))).Outcome);
+        await node.Apply([new NodeOp { Kind = NodeOpKind.Continue, TrialId = "t1", Incarnation = 1, Steps = 100_000 }]);
+
+        // A resumed controller numbers incarnations from 1 again.
+        var again = await node.Start(StartOp("t1", 1));
+        Assert.Equal(StartOutcome.NoSlot, again.Outcome);
+        WaitFor(() => node.Allocator.LiveSlots == 0, "the left run did not stop");
+
+        Assert.Equal(StartOutcome.Started, (await node.Start(StartOp("t1", 1))).Outcome);
+        Assert.Equal(1, node.RunningTrials);
+    }
+}
