@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using TorchTrials.Gpu;
@@ -89,6 +90,19 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
     }
 
     public MemoryCheckpointStore CheckpointStore { get; }
+
+    /// <summary>Every worker's usage summed, e.g. "Resources requested: 3/4 CPUs, 0/0 GPUs on 2 workers".</summary>
+    public string DescribeUsage()
+    {
+        Apply();
+        var live = _nodes.Values.Where(n => !n.Lost).Select(n => n.Mirror.Committed).ToList();
+        if (live.Count == 0) return "Resources requested: no worker has joined yet";
+        var cpus = live.Aggregate(ResourceAmount.Zero, (sum, u) => sum + u.CpuTotal);
+        var gpus = live.Aggregate(ResourceAmount.Zero, (sum, u) => sum + u.GpuTotal);
+        var cpuTotal = _nodes.Values.Where(n => !n.Lost).Sum(n => n.Mirror.Inventory.CpuCores);
+        var gpuTotal = _nodes.Values.Where(n => !n.Lost).Sum(n => n.Mirror.Inventory.Gpus.Length);
+        return string.Create(CultureInfo.InvariantCulture, $"Resources requested: {cpus}/{cpuTotal} CPUs, {gpus}/{gpuTotal} GPUs on {live.Count} worker{(live.Count == 1 ? "" : "s")}");
+    }
 
     /// <summary>Disposed with the executor: the client host a factory connected for it.</summary>
     internal IDisposable? Owned { get; init; }

@@ -48,6 +48,9 @@ public interface ITrialExecutor : IDisposable
 {
     DeviceSlotAllocator Allocator { get; }
 
+    /// <summary>The resources held now, one line for the progress display (an executor over several machines sums them).</summary>
+    string DescribeUsage() => Allocator.DescribeUsage();
+
     /// <summary>The budgeted store that memory checkpoints live in.</summary>
     MemoryCheckpointStore CheckpointStore { get; }
 

@@ -44,13 +44,20 @@ public sealed record ExperimentSnapshot(
 /// </summary>
 public sealed class SnapshotPublisher(
     string name,
-    DeviceSlotAllocator allocator,
+    Func<string> usage,
     string? metric,
     MetricMode? mode,
     TimeSpan interval,
     Action<ExperimentSnapshot> publish,
     TimeProvider? clock = null) : ITrialCallback
 {
+    /// <summary>A publisher whose resource line is <paramref name="allocator"/>'s usage.</summary>
+    public SnapshotPublisher(string name, DeviceSlotAllocator allocator, string? metric, MetricMode? mode, TimeSpan interval,
+        Action<ExperimentSnapshot> publish, TimeProvider? clock = null)
+        : this(name, allocator.DescribeUsage, metric, mode, interval, publish, clock)
+    {
+    }
+
     private readonly TimeProvider _clock = clock ?? TimeProvider.System;
     private readonly long _started = (clock ?? TimeProvider.System).GetTimestamp();
     private TimeSpan? _last;
@@ -90,7 +97,7 @@ public sealed class SnapshotPublisher(
             best = rows.Where(r => r.BestMetric is not null).MaxBy(r => sign * r.BestMetric!.Value);
         }
         var counts = Enum.GetValues<TrialStatus>().ToDictionary(s => s, s => rows.Count(r => r.Status == s));
-        return new ExperimentSnapshot(name, Elapsed, rows, counts, allocator.DescribeUsage(), metric, mode, best, finished);
+        return new ExperimentSnapshot(name, Elapsed, rows, counts, usage(), metric, mode, best, finished);
     }
 
     /// <summary>The searched hyperparameters in the order of the config (the spec's order); evaluated params are a hash map.</summary>

@@ -428,7 +428,7 @@ public sealed class Tuner
         if (reporter is not null) callbacks.Add(reporter);
         var name = Path.GetFileName(ExperimentPath);
         if (_run.OnSnapshot + progress is { } onSnapshot)
-            callbacks.Add(new SnapshotPublisher(name, allocator, _tune.Metric, _tune.Mode, _run.SnapshotInterval, onSnapshot, _run.TimeProvider));
+            callbacks.Add(new SnapshotPublisher(name, executor.DescribeUsage, _tune.Metric, _tune.Mode, _run.SnapshotInterval, onSnapshot, _run.TimeProvider));
 
         IExperimentStore store = _run.KeepStore ? SqliteExperimentStore.Open(ExperimentPath) : new NullExperimentStore(ExperimentPath);
         var options = ControllerOptions.From(_tune, _run, name, ExperimentPath);

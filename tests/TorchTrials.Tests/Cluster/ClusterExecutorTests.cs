@@ -40,6 +40,8 @@ public sealed class ClusterExecutorTests
 
         // First fit in node order: four half-GPU trials fill a node (2 GPUs, 4 CPUs) before the next one gets any.
         Assert.All(cluster.Nodes.Values, node => Assert.Equal(4, node.Allocator.LiveSlots));
+        // The progress line sums the workers, not one machine's share.
+        Assert.Equal("Resources requested: 12/12 CPUs, 6/6 GPUs on 3 workers", executor.DescribeUsage());
         var extra = new Trial("__fake", trialId: "extra", resources: half);
         Assert.False(executor.HasResourcesFor(extra));
         Assert.False(executor.Start(extra, null, Context));
