@@ -3,6 +3,7 @@ using TorchTrials.Gpu;
 using TorchTrials.Runner;
 using TorchTrials.Runner.Execution;
 using TorchTrials.Runner.Loggers;
+using TorchTrials.Runner.Schedulers;
 using TorchTrials.Runner.Search;
 using TorchTrials.Runner.Store;
 using TorchTrials.Tests.Support;
@@ -111,4 +112,54 @@ public sealed class ClusterExecutorTests
         // The leaving worker held two trials: both went back to the queue and resumed elsewhere.
         Assert.Equal(2, requeued);
     }
+
+    [Fact]
+    public async Task A_pbt_exploit_across_workers_moves_the_donors_state_to_the_recipients_worker()
+    {
+        // One CPU per worker and two trials: each runs on its own worker, so every exploit crosses machines.
+        await using var cluster = await TestCluster.StartAsync(2, "cpus=1", LaneToy.Register(TrainableRegistry.CreateDefault()));
+        using var dir = new TempDir();
+        var pbt = new PopulationBasedTraining(new PbtOptions
+        {
+            Metric = "loss",
+            Mode = MetricMode.Min,
+            TimeAttr = "training_iteration",
+            PerturbationInterval = 3,
+            QuantileFraction = 0.5,
+            HyperparamMutations = new Dictionary<string, PbtMutation> { ["lr"] = PbtMutation.Uniform(0.01, 0.3) },
+            Seed = 3,
+        });
+        var tuner = new Tuner("lane_toy",
+            new SearchSpace { ["lr"] = Domain.Grid(0.02, 0.2) },
+            new TuneConfig { Metric = "loss", Mode = MetricMode.Min, Scheduler = pbt },
+            new RunConfig
+            {
+                Name = "pbt",
+                StoragePath = dir.Path,
+                Stop = Stop.AfterIterations(12),
+                ResourcesPerTrial = new Resources(cpu: 1),
+                Loggers = TrialFileOptions.None,
+                Quiet = true,
+                ExecutorFactory = ClusterExecutorFactory.For(cluster.Client, new ClusterExecutorOptions { MembershipInterval = TimeSpan.FromMilliseconds(100) }),
+            },
+            LaneToy.Register(TrainableRegistry.CreateDefault()));
+
+        var grid = await Task.Run(() => tuner.Fit()).WaitAsync(TimeSpan.FromSeconds(120));
+
+        Assert.Equal(0, grid.NumErrors);
+        using var store = SqliteExperimentStore.Open(Path.Combine(dir.Path, "pbt"));
+        var exploits = store.Exploits();
+        Assert.NotEmpty(exploits);
+        foreach (var exploit in exploits)
+        {
+            // The recipient's next step starts from the donor's w at the exploit (w' = w - 2 lr (w - 3), its new lr):
+            // the state came across, not the recipient's own.
+            double donorW = W(store, exploit.DonorId, exploit.Iteration);
+            double lr = System.Text.Json.Nodes.JsonNode.Parse(exploit.NewConfig)!["lr"]!.GetValue<double>();
+            Assert.Equal(donorW - 2 * lr * (donorW - 3), W(store, exploit.TrialId, exploit.Iteration + 1), 9);
+        }
+    }
+
+    private static double W(SqliteExperimentStore store, string trialId, long iteration) =>
+        store.ResultsOf(trialId).Single(r => r.TrainingIteration == iteration).GetDouble("w");
 }
