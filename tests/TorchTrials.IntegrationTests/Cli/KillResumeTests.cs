@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
 using Spectre.Console.Testing;
@@ -147,39 +146,7 @@ public class KillResumeTests(ITestOutputHelper output) : IDisposable
         return (code, console.Output);
     }
 
-    private sealed record ChildProcess(Process Process, StringBuilder Text)
-    {
-        public string Output()
-        {
-            lock (Text) return Text.ToString();
-        }
-    }
-
-    private static ChildProcess Child(string[] args)
-    {
-        var cli = Path.Combine(AppContext.BaseDirectory, "torchtrials.dll");
-        var process = new Process
-        {
-            StartInfo = new ProcessStartInfo("dotnet", new[] { cli }.Concat(args))
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            },
-        };
-        var text = new StringBuilder();
-        DataReceivedEventHandler append = (_, e) =>
-        {
-            if (e.Data is null) return;
-            lock (text) text.AppendLine(e.Data);
-        };
-        process.OutputDataReceived += append;
-        process.ErrorDataReceived += append;
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return new ChildProcess(process, text);
-    }
+    private static CliProcess Child(string[] args) => CliProcess.Start("torchtrials", args);
 
     private static SqliteConnection ReadOnly(string experiment)
     {

@@ -1,7 +1,6 @@
 using System.Diagnostics;
-using System.Text;
-using Microsoft.Data.Sqlite;
 using TorchTrials.Cli;
+using TorchTrials.IntegrationTests.Cli;
 using TorchTrials.Runner.Store;
 using TorchTrials.Runner;
 using Xunit.Abstractions;
@@ -18,7 +17,7 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
     private const int Trials = 6;
     private const int Iterations = 30;
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "torchtrials-cluster", Guid.NewGuid().ToString("N")[..12]);
-    private readonly List<Child> _children = new();
+    private readonly List<CliProcess> _children = new();
 
     public void Dispose()
     {
@@ -49,9 +48,9 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         var run = Start("controller", "run", Spec("killed-worker", cluster: null), "--cluster", cluster, "--results-dir", Path.Combine(_dir, "results"), "--plain");
 
         // Every trial that can run is running (4 slots), and each has stored results: kill a worker under two of them.
-        WaitFor(() => ResultCount(experiment) >= 4 * 6, run, "the sweep never got going");
+        WaitFor(() => CliTests.ResultCount(experiment) >= 4 * 6, run, "the sweep never got going");
         second.Process.Kill();
-        output.WriteLine($"killed worker b at {ResultCount(experiment)} results");
+        output.WriteLine($"killed worker b at {CliTests.ResultCount(experiment)} results");
 
         Assert.True(run.Process.WaitForExit(TimeSpan.FromSeconds(180)), "the sweep did not finish: " + run.Output());
         Assert.True(run.Process.ExitCode == ExitCodes.Success, run.Output());
@@ -66,10 +65,10 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         var experiment = Path.Combine(results, "killed-controller");
         // The spec names the cluster itself, so `torchtrials resume` finds it in the experiment's copy of the spec.
         var run = Start("controller", "run", Spec("killed-controller", cluster), "--results-dir", results, "--plain");
-        WaitFor(() => ResultCount(experiment) >= 4 * 8, run, "the sweep never got going");
+        WaitFor(() => CliTests.ResultCount(experiment) >= 4 * 8, run, "the sweep never got going");
         run.Process.Kill();
         run.Process.WaitForExit();
-        output.WriteLine($"killed the controller at {ResultCount(experiment)} results");
+        output.WriteLine($"killed the controller at {CliTests.ResultCount(experiment)} results");
 
         var resume = Start("resume", "resume", experiment, "--plain");
         Assert.True(resume.Process.WaitForExit(TimeSpan.FromSeconds(180)), "the resumed sweep did not finish: " + resume.Output());
@@ -77,7 +76,7 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         AssertEveryHistoryIntact(experiment);
     }
 
-    private void StartWorkers(string cluster, out Child first, out Child second)
+    private void StartWorkers(string cluster, out CliProcess first, out CliProcess second)
     {
         first = Start("worker a", "worker", "--cluster", cluster, "--inventory", "cpus=2", "--name", "a");
         var a = first;
@@ -126,24 +125,7 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         return store.Load()!.Trials.Sum(t => t.State["num_failures"]?.GetValue<int>() ?? 0);
     }
 
-    private static long ResultCount(string experiment)
-    {
-        if (!File.Exists(Path.Combine(experiment, SqliteExperimentStore.FileName))) return 0;
-        try
-        {
-            using var connection = new SqliteConnection($"Data Source={Path.Combine(experiment, SqliteExperimentStore.FileName)};Mode=ReadOnly;Pooling=False");
-            connection.Open();
-            using var cmd = connection.CreateCommand();
-            cmd.CommandText = "SELECT COUNT(*) FROM results";
-            return (long)cmd.ExecuteScalar()!;
-        }
-        catch (SqliteException)
-        {
-            return 0;
-        }
-    }
-
-    private static void WaitFor(Func<bool> condition, Child child, string what)
+    private static void WaitFor(Func<bool> condition, CliProcess child, string what)
     {
         var deadline = Stopwatch.StartNew();
         while (!condition())
@@ -154,39 +136,9 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         }
     }
 
-    private sealed record Child(string Name, Process Process, StringBuilder Text)
+    private CliProcess Start(string name, params string[] args)
     {
-        public string Output()
-        {
-            lock (Text) return Text.ToString();
-        }
-    }
-
-    private Child Start(string name, params string[] args)
-    {
-        var cli = Path.Combine(AppContext.BaseDirectory, "torchtrials.dll");
-        var process = new Process
-        {
-            StartInfo = new ProcessStartInfo("dotnet", new[] { cli }.Concat(args))
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-                WorkingDirectory = Directory.CreateDirectory(_dir).FullName,
-            },
-        };
-        var text = new StringBuilder();
-        DataReceivedEventHandler append = (_, e) =>
-        {
-            if (e.Data is null) return;
-            lock (text) text.AppendLine(e.Data);
-        };
-        process.OutputDataReceived += append;
-        process.ErrorDataReceived += append;
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        var child = new Child(name, process, text);
+        var child = CliProcess.Start(name, args, Directory.CreateDirectory(_dir).FullName);
         _children.Add(child);
         return child;
     }
