@@ -114,6 +114,47 @@ public sealed class ClusterExecutorTests
     }
 
     [Fact]
+    public async Task A_worker_that_joins_mid_sweep_receives_trials()
+    {
+        await using var cluster = await TestCluster.StartAsync(1, "cpus=1");
+        using var dir = new TempDir();
+        var tuner = new Tuner("__fake",
+            new SearchSpace { ["x"] = Domain.Grid(0, 1, 2, 3, 4, 5), ["sleep"] = 0.02 },
+            new TuneConfig { Metric = "episode_reward_mean", Mode = MetricMode.Max },
+            new RunConfig
+            {
+                Name = "exp",
+                StoragePath = dir.Path,
+                Stop = Stop.AfterIterations(20),
+                ResourcesPerTrial = new Resources(cpu: 1),
+                Loggers = TrialFileOptions.None,
+                Quiet = true,
+                ExecutorFactory = ClusterExecutorFactory.For(cluster.Client, new ClusterExecutorOptions { MembershipInterval = TimeSpan.FromMilliseconds(100) }),
+            });
+        var first = cluster.Nodes.Values.Single();
+        var run = Task.Run(() => tuner.Fit());
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (first.RunningTrials == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the first worker never ran a trial");
+            await Task.Delay(20);
+        }
+
+        var joined = await cluster.AddAsync();
+        int most = 0;
+        while (!run.IsCompleted)
+        {
+            most = Math.Max(most, joined.RunningTrials);
+            await Task.Delay(5);
+        }
+        var grid = await run;
+
+        Assert.Equal(0, grid.NumErrors);
+        Assert.All(grid, t => Assert.Equal(20, t.LastResult!.TrainingIteration));
+        Assert.Equal(1, most);
+    }
+
+    [Fact]
     public async Task A_pbt_exploit_across_workers_moves_the_donors_state_to_the_recipients_worker()
     {
         // One CPU per worker and two trials: each runs on its own worker, so every exploit crosses machines.

@@ -44,6 +44,13 @@ public sealed class TestCluster : IAsyncDisposable
 
     public ClusterNode NodeOf(InProcessSiloHandle silo) => _nodes[silo.Name];
 
+    /// <summary>A worker that joins the running cluster, with the same simulated machine as the others.</summary>
+    public async Task<ClusterNode> AddAsync()
+    {
+        var silo = await Cluster.StartAdditionalSiloAsync();
+        return NodeOf(silo);
+    }
+
     /// <summary>Stops a silo as a machine that leaves: its node stops training too.</summary>
     public async Task StopAsync(InProcessSiloHandle silo)
     {
