@@ -42,6 +42,9 @@ public sealed class SweepPlots
     /// <summary>Picture 5: parameter importance (<see cref="ParameterImportance.Method"/>).</summary>
     public PlotImage Importance() => Render("parameter importance", ImportancePlot.Draw);
 
+    /// <summary>Picture 6: the timeline of trials per slot and fused lane over wall time.</summary>
+    public PlotImage Timeline() => Render("timeline", TimelinePlot.Draw, "no trial ever ran");
+
     /// <summary>Picture 4: the slice of one hyperparameter.</summary>
     public PlotImage Slice(string param)
     {
@@ -62,10 +65,12 @@ public sealed class SweepPlots
     }
 
     /// <summary>Draws one picture; throws naming why when it does not apply to this sweep.</summary>
-    public PlotImage Render(string title, Func<SweepData, Plot?> draw)
+    public PlotImage Render(string title, Func<SweepData, Plot?> draw) => Render(title, draw, null);
+
+    private PlotImage Render(string title, Func<SweepData, Plot?> draw, string? why)
     {
         var plot = draw(Data) ?? throw new InvalidOperationException(
-            $"no {title} for this sweep: {(Data.Metric is null ? "it has no metric" : $"no trial reported '{Data.Metric}'")}");
+            $"no {title} for this sweep: {why ?? (Data.Metric is null ? "it has no metric" : $"no trial reported '{Data.Metric}'")}");
         return new PlotImage(ReportStyle.Png(plot, Width, Height), Width, Height, title);
     }
 

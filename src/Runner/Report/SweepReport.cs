@@ -43,7 +43,8 @@ public static class SweepReport
             pictures.Add(new(file, $"Slice: {domain.Name}", d => SlicePlot.Draw(d, domain)));
         }
         pictures.Add(new("importance.png", "Parameter importance", ImportancePlot.Draw));
-        // Pictures 6 (timeline) and 7 (PBT lineage and schedules) are not built yet.
+        pictures.Add(new("timeline.png", "Timeline of trials per slot", TimelinePlot.Draw));
+        // Picture 7 (PBT lineage and schedules) is not built yet.
         return pictures;
     }
 
