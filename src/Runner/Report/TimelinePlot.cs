@@ -46,7 +46,7 @@ public static class TimelinePlot
             var plottable = plot.Add.Bars(bars);
             plottable.Horizontal = true;
             int trials = group.Select(b => b.Trial.Id).Distinct(StringComparer.Ordinal).Count();
-            plot.Legend.ManualItems.Add(new LegendItem { LabelText = $"{LabelOf(group.Key)}: {trials} trials", FillColor = color });
+            plot.Legend.ManualItems.Add(new LegendItem { LabelText = $"{LabelOf(group.Key)}: {trials} trial{(trials == 1 ? "" : "s")}", FillColor = color });
         }
         for (int i = 1; i < layout.Rows.Count; i++)
         {
