@@ -28,6 +28,7 @@ IBenchmark[] all =
     new FusionSweepBenchmark(),
     new FusionLanesBenchmark(),
     new FusionGpuBenchmark(),
+    new ReportBenchmark(),
 };
 
 if (args.Contains("--list"))
