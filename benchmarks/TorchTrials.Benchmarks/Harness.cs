@@ -155,7 +155,7 @@ public static class ResultsWriter
         sb.AppendLine(CultureInfo.InvariantCulture, $"- Date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
         sb.AppendLine(CultureInfo.InvariantCulture, $"- Machine: {Machine.Describe()}");
         sb.AppendLine(CultureInfo.InvariantCulture, $"- Mode: {(options.Quick ? "quick (smoke run: numbers are not meaningful)" : "full")}, {options.Repeats} repeat(s) per measurement, every comparison measured side by side in this run; total {elapsed.TotalMinutes:0.0} min");
-        sb.AppendLine("- Reproduce: `dotnet run -c Release --project benchmarks/TorchTrials.Benchmarks` (add `--only NAME` for one, `--quick` for a smoke run).");
+        sb.AppendLine("- Reproduce: `dotnet run -c Release --project benchmarks/TorchTrials.Benchmarks` (add `--only NAME` for one, `--quick` for a smoke run, `--keep` to keep the work folder).");
         sb.AppendLine();
         sb.AppendLine("| benchmark | ratio | goal | met |");
         sb.AppendLine("|---|---|---|---|");

@@ -28,6 +28,7 @@ IBenchmark[] all =
     new FusionSweepBenchmark(),
     new FusionLanesBenchmark(),
     new FusionGpuBenchmark(),
+    new ReportBenchmark(),
 };
 
 if (args.Contains("--list"))
@@ -60,7 +61,8 @@ if (output is not null)
     File.WriteAllText(output, markdown);
     Console.WriteLine($"wrote {output}");
 }
-try { Directory.Delete(work, true); } catch (IOException) { }
+if (args.Contains("--keep")) Console.WriteLine($"kept {work}");
+else try { Directory.Delete(work, true); } catch (IOException) { }
 return 0;
 
 string? Arg(string name)

@@ -49,6 +49,9 @@ public sealed class DeviceSlot
     public torch.Device TorchDevice =>
         Gpus.Length > 0 && Gpus[0].UsableForTensors ? new torch.Device(DeviceType.CUDA, Gpus[0].DeviceIndex) : torch.CPU;
 
+    /// <summary>The devices the slot's GPU shares lie on (<c>GPU0</c>, <c>GPU0+GPU1</c>), or <c>CPU</c> without a GPU: where a trial ran, for reports.</summary>
+    public string Placement => Gpus.Length == 0 ? "CPU" : string.Join("+", Gpus.Select(g => $"GPU{g.DeviceIndex}"));
+
     /// <summary>Memory cap on the primary GPU share in bytes (0 without a GPU).</summary>
     public long GpuMemoryCapBytes => Gpus.Length > 0 ? Gpus[0].MemoryCapBytes : 0;
 

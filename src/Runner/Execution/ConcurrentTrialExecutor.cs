@@ -137,6 +137,7 @@ public sealed class ConcurrentTrialExecutor : ITrialExecutor
 
         _live[trial] = live;
         _bySlot[live.Session.Slot] = live;
+        trial.Slot = live.Session.Slot.Placement;
         if (checkpoint is MemoryCheckpoint memory)
         {
             var lease = memory.Retain();

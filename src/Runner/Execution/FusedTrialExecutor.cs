@@ -178,6 +178,7 @@ public sealed class FusedTrialExecutor : ITrialExecutor
         array.Occupants[lane] = member;
         _members[trial] = member;
         trial.Lane = $"{array.Id}.{lane}";
+        trial.Slot = array.Slot.Placement;
         var context = contextFactory(trial, array.Slot) with { Cancellation = array.Cancellation.Token };
         var config = trial.Config;
         Stage(array, host =>

@@ -73,6 +73,7 @@ public sealed class InlineTrialExecutor : ITrialExecutor
 
         _sessions[trial] = session;
         _bySlot[session.Slot] = session;
+        trial.Slot = session.Slot.Placement;
         if (checkpoint is MemoryCheckpoint memory)
         {
             RunNow(session, () => session.Restore(memory));

@@ -22,25 +22,33 @@ public sealed class TfEventWriter : IDisposable
     private readonly MemoryStream _event = new();
     private readonly MemoryStream _value = new();
 
-    public TfEventWriter(string directory)
+    /// <param name="directory">The run's folder.</param>
+    /// <param name="suffix">Ends the file name (TensorBoard reads every file whose name holds "tfevents").</param>
+    public TfEventWriter(string directory, string suffix = "")
     {
         Directory.CreateDirectory(directory);
-        Path = System.IO.Path.Combine(directory, $"events.out.tfevents.{DateTimeOffset.UtcNow.ToUnixTimeSeconds()}.{PathNames.Component(Environment.MachineName)}.{Environment.ProcessId}.{Guid.NewGuid().ToString("N")[..6]}");
+        Path = System.IO.Path.Combine(directory, $"{FilePrefix}{DateTimeOffset.UtcNow.ToUnixTimeSeconds()}.{PathNames.Component(Environment.MachineName)}.{Environment.ProcessId}.{Guid.NewGuid().ToString("N")[..6]}{suffix}");
         _stream = new FileStream(Path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, 1 << 16);
-        WriteEvent(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0, 0, fileVersion: "brain.Event:2", null);
+        WriteEvent(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0, 0, fileVersion: "brain.Event:2", null, default);
     }
+
+    /// <summary>How every event file's name begins.</summary>
+    public const string FilePrefix = "events.out.tfevents.";
 
     public string Path { get; }
 
     /// <summary>One event holding every scalar of a result at <paramref name="step"/>.</summary>
     public void AddScalars(long step, double wallTime, IEnumerable<KeyValuePair<string, double>> scalars) =>
-        WriteEvent(wallTime, step, null, scalars);
+        WriteEvent(wallTime, step, null, scalars, default);
+
+    /// <summary>One event holding an already serialized Summary proto (a plugin's record, as <see cref="HParamsSummaries"/> builds).</summary>
+    public void AddSummary(long step, double wallTime, ReadOnlySpan<byte> summary) => WriteEvent(wallTime, step, null, null, summary);
 
     public void Flush() => _stream.Flush();
 
     public void Dispose() => _stream.Dispose();
 
-    private void WriteEvent(double wallTime, long step, string? fileVersion, IEnumerable<KeyValuePair<string, double>>? scalars)
+    private void WriteEvent(double wallTime, long step, string? fileVersion, IEnumerable<KeyValuePair<string, double>>? scalars, ReadOnlySpan<byte> rawSummary)
     {
         _event.SetLength(0);
         _event.WriteByte(0x09); // wall_time, field 1, fixed64
@@ -71,6 +79,12 @@ public sealed class TfEventWriter : IDisposable
             }
             _event.WriteByte(0x2A); // summary, field 5
             WriteBytes(_event, summary.ToArray());
+        }
+        if (!rawSummary.IsEmpty)
+        {
+            _event.WriteByte(0x2A);
+            WriteVarint(_event, (ulong)rawSummary.Length);
+            _event.Write(rawSummary);
         }
 
         var data = _event.GetBuffer().AsSpan(0, (int)_event.Length);

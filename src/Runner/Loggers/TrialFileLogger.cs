@@ -18,7 +18,10 @@ public sealed record TrialFileOptions
     /// <summary>result.json: one JSON object per line, with the config (as Ray's JsonLogger).</summary>
     public bool Json { get; init; } = true;
 
-    /// <summary>TensorBoard event files with every numeric value of each result.</summary>
+    /// <summary>
+    /// TensorBoard event files with every numeric value of each result, and the HParams dashboard's records (each trial a
+    /// session with its config and how it ended; the experiment's hyperparameters and metrics in the experiment folder).
+    /// </summary>
     public bool TensorBoard { get; init; } = true;
 
     /// <summary>How often buffered rows are pushed to disk.</summary>
@@ -42,18 +45,25 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
     public const string ProgressFile = "progress.csv";
     public const string ResultFile = "result.json";
 
+    /// <summary>Begins the TensorBoard tag of each result value.</summary>
+    public const string ScalarPrefix = "torchtrials/";
+
     private static readonly Encoding NoBom = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false);
 
     private readonly TrialFileOptions _options;
     private readonly ILogger _logger;
     private readonly Dictionary<Trial, Files> _open = new();
     private readonly Dictionary<Trial, long> _lastLogged = new();
+    private readonly TensorBoardHParams? _hparams;
+    private readonly TimeProvider _time;
     private long _lastFlush = Stopwatch.GetTimestamp();
 
-    public TrialFileLogger(TrialFileOptions? options = null, ILogger? logger = null)
+    public TrialFileLogger(TrialFileOptions? options = null, ILogger? logger = null, TimeProvider? time = null)
     {
         _options = options ?? new TrialFileOptions();
         _logger = logger ?? NullLogger.Instance;
+        _time = time ?? TimeProvider.System;
+        _hparams = _options.TensorBoard ? new TensorBoardHParams(_time) : null;
         _thread = new Thread(Run) { IsBackground = true, Name = "torchtrials-files" };
         _thread.Start();
     }
@@ -91,10 +101,24 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
 
     public void OnTrialStatusChanged(Trial trial, TrialStatus previous, string reason)
     {
-        if (previous == TrialStatus.Running && trial.Status != TrialStatus.Running) Post(() => Close(trial));
+        var status = trial.Status;
+        if (status is TrialStatus.Terminated or TrialStatus.Error && previous is not (TrialStatus.Terminated or TrialStatus.Error))
+            Post(() => Ended(trial, previous, status));
+        if (previous == TrialStatus.Running && status != TrialStatus.Running) Post(() => Close(trial));
     }
 
-    public void OnExperimentEnd(IReadOnlyList<Trial> trials) => Flush();
+    public void OnExperimentEnd(IReadOnlyList<Trial> trials)
+    {
+        Post(() => WriteSafely(() => _hparams?.ExperimentEnded(), "the TensorBoard experiment record"));
+        Flush();
+    }
+
+    /// <summary>
+    /// Writes TensorBoard's experiment record for the HParams dashboard (<see cref="TensorBoardExperiment"/>); a run calls it
+    /// once, before its first trial. Nothing when TensorBoard files are off.
+    /// </summary>
+    public void WriteExperiment(TensorBoardExperiment experiment) =>
+        Post(() => WriteSafely(() => _hparams?.ExperimentStarted(experiment), "the TensorBoard experiment record"));
 
     /// <summary>The store is the source of truth: on resume each trial's files are completed or rebuilt to match its history.</summary>
     public void OnTrialResumed(Trial trial, IReadOnlyList<TrialResult> history)
@@ -190,6 +214,7 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
             _lastLogged[trial] = Math.Min(_lastLogged.GetValueOrDefault(trial, resumeAt), resumeAt);
             Directory.CreateDirectory(trial.LogDirectory!);
             File.WriteAllText(Path.Combine(trial.LogDirectory!, ParamsFile), config.ToJsonObject().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            if (_hparams is not null) _hparams.SessionStarted(trial, EventsOf(trial), config);
         }
         catch (IOException e)
         {
@@ -213,7 +238,12 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
                 files.Json.Write(_jsonBuffer.WrittenSpan);
                 files.Json.WriteByte((byte)'\n');
             }
-            files.Events?.AddScalars(result.TrainingIteration, result.Timestamp, Scalars(result));
+            if (files.Events is not null)
+            {
+                files.Events.AddScalars(result.TrainingIteration, result.Timestamp, Scalars(result));
+                foreach (var (key, value) in result.Metrics)
+                    if (value is double or long) _hparams!.SawMetric(key);
+            }
             _lastLogged[trial] = result.TrainingIteration;
         }
         catch (IOException e)
@@ -230,10 +260,11 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
 
     private Files Open(Trial trial, TrialResult first, TrialConfig config)
     {
-        if (_open.TryGetValue(trial, out var files)) return files;
+        if (_open.TryGetValue(trial, out var files) && files.RowsOpen) return files;
         var dir = trial.LogDirectory!;
         Directory.CreateDirectory(dir);
-        files = new Files();
+        files ??= new Files();
+        files.RowsOpen = true;
         if (_options.Csv)
         {
             var path = Path.Combine(dir, ProgressFile);
@@ -247,9 +278,36 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
             files.Json = new FileStream(Path.Combine(dir, ResultFile), FileMode.Append, FileAccess.Write, FileShare.Read, 1 << 16);
         }
         if (_options.TensorBoard)
-            files.Events = new TfEventWriter(dir);
+            files.Events ??= new TfEventWriter(dir);
         _open[trial] = files;
         return files;
+    }
+
+    /// <summary>The trial's open event file, opened (alone) when it is not.</summary>
+    private TfEventWriter EventsOf(Trial trial)
+    {
+        if (!_open.TryGetValue(trial, out var files)) _open[trial] = files = new Files();
+        return files.Events ??= new TfEventWriter(trial.LogDirectory!);
+    }
+
+    /// <summary>A trial that ran in this process (or was running or paused when it ended) gets its session end record.</summary>
+    private void Ended(Trial trial, TrialStatus previous, TrialStatus status)
+    {
+        if (_hparams is null || trial.LogDirectory is null) return;
+        if (!_hparams.HasSession(trial) && previous is not (TrialStatus.Running or TrialStatus.Paused)) return;
+        WriteSafely(() => _hparams.SessionEnded(EventsOf(trial), status), $"the TensorBoard session end of trial {trial.Id}");
+    }
+
+    private void WriteSafely(Action write, string what)
+    {
+        try
+        {
+            write();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _logger.LogWarning(e, "Could not write {What}", what);
+        }
     }
 
     private void Close(Trial trial)
@@ -427,11 +485,11 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
     {
         foreach (var (key, value) in result.Metrics)
         {
-            if (value is double d) yield return new("torchtrials/" + key, d);
-            else if (value is long l) yield return new("torchtrials/" + key, l);
+            if (value is double d) yield return new(ScalarPrefix + key, d);
+            else if (value is long l) yield return new(ScalarPrefix + key, l);
         }
-        yield return new("torchtrials/" + TrialResult.TimeTotalKey, result.TimeTotalS);
-        yield return new("torchtrials/" + TrialResult.TimeThisIterKey, result.TimeThisIterS);
+        yield return new(ScalarPrefix + TrialResult.TimeTotalKey, result.TimeTotalS);
+        yield return new(ScalarPrefix + TrialResult.TimeThisIterKey, result.TimeThisIterS);
     }
 
     private static string Csv(string text) =>
@@ -463,6 +521,9 @@ public sealed class TrialFileLogger : ITrialCallback, IDisposable
 
     private sealed class Files : IDisposable
     {
+        /// <summary>True once the first result opened progress.csv and result.json (the event file may open before).</summary>
+        public bool RowsOpen { get; set; }
+
         public string[]? Columns { get; set; }
         public StreamWriter? Csv { get; set; }
         public FileStream? Json { get; set; }

@@ -37,6 +37,10 @@ public static class ReportStyle
 
     public static readonly Color Median = Color.FromHex("#8c564b");
 
+    public static readonly Color Running = Color.FromHex("#2ca02c");
+
+    public static readonly Color Paused = Color.FromHex("#17becf");
+
     private static readonly ScottPlot.Palettes.Category10 Palette = new();
 
     /// <summary>The <paramref name="index"/>th colour of the palette (cycling).</summary>

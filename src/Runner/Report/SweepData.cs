@@ -47,6 +47,9 @@ public sealed record SweepTrial(
     /// <summary>The fused array and lane the trial last ran in (<c>a3.5</c>); null when it ran alone.</summary>
     public string? Lane { get; init; }
 
+    /// <summary>Where the trial last ran (<see cref="Trial.Slot"/>: <c>GPU0</c>, <c>CPU</c>); null in experiments recorded before slots were.</summary>
+    public string? Slot { get; init; }
+
     public string? Error { get; init; }
 }
 

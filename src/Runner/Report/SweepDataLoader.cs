@@ -36,6 +36,7 @@ public sealed partial record SweepData
                 {
                     StoppedBy = trial.Status == TrialStatus.Terminated ? trial.StoppedBy : null,
                     Lane = trial.Lane,
+                    Slot = trial.Slot,
                     Error = trial.ErrorMessage,
                 });
             }

@@ -42,6 +42,9 @@ public sealed class SweepPlots
     /// <summary>Picture 5: parameter importance (<see cref="ParameterImportance.Method"/>).</summary>
     public PlotImage Importance() => Render("parameter importance", ImportancePlot.Draw);
 
+    /// <summary>Picture 6: the timeline of trials per slot and fused lane over wall time.</summary>
+    public PlotImage Timeline() => Render("timeline", TimelinePlot.Draw, "no trial ever ran");
+
     /// <summary>Picture 4: the slice of one hyperparameter.</summary>
     public PlotImage Slice(string param)
     {

@@ -43,13 +43,13 @@ public static class SweepReport
             pictures.Add(new(file, $"Slice: {domain.Name}", d => SlicePlot.Draw(d, domain)));
         }
         pictures.Add(new("importance.png", "Parameter importance", ImportancePlot.Draw));
+        pictures.Add(new("timeline.png", "Timeline of trials per slot", TimelinePlot.Draw));
         pictures.Add(new("lineage.png", "Lineage: who exploited whom, when", LineagePlot.Draw));
         foreach (var param in SchedulePlot.ChangedParams(data))
         {
             var file = UniqueName($"schedule_{SafeName(param)}", used) + ".png";
             pictures.Add(new(file, $"Schedule: {param}", d => SchedulePlot.Draw(d, param)));
         }
-        // Picture 6 (timeline) is not built yet.
         return pictures;
     }
 

@@ -110,6 +110,7 @@ public static class TrialStateCodec
             w.WriteEndObject();
             w.WriteString("experiment_tag", trial.ExperimentTag);
             if (trial.Lane is { } lane) w.WriteString("lane", lane);
+            if (trial.Slot is { } slot) w.WriteString("slot", slot);
             w.WritePropertyName("resources");
             trial.Resources.WriteTo(w);
             w.WriteBoolean("explicit_resources", trial.ExplicitResources);
@@ -213,6 +214,7 @@ public static class TrialStateCodec
         trial.Status = stored.Status;
         trial.StoppedBy = s["stopped_by"]?.GetValue<string>();
         trial.Lane = s["lane"]?.GetValue<string>();
+        trial.Slot = s["slot"]?.GetValue<string>();
         trial.LogDirectory = s["logdir"]?.GetValue<string>();
         trial.ErrorMessage = s["error_message"]?.GetValue<string>();
         trial.ErrorFile = s["error_file"]?.GetValue<string>();

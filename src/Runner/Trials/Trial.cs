@@ -108,6 +108,12 @@ public sealed class Trial
     /// </summary>
     public string? Lane { get; set; }
 
+    /// <summary>
+    /// Where the trial last ran: the <see cref="DeviceSlot.Placement"/> of the slot its executor granted it (<c>GPU0</c>,
+    /// <c>CPU</c>; a fused array's slot for a lane). Null before it starts, and in experiments recorded before slots were.
+    /// </summary>
+    public string? Slot { get; set; }
+
     public Resources Resources => _resources;
 
     /// <summary>True when the user set resources (so a trainable's own default request conflicts).</summary>

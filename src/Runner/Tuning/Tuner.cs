@@ -421,7 +421,7 @@ public sealed class Tuner
             : new BasicVariantGenerator(_space, template, _tune.NumSamples, (_tune.Variants ?? new BasicVariantOptions()) with { Seed = _tune.Variants?.Seed ?? _tune.Seed }));
 
         var callbacks = new List<ITrialCallback>(_run.Callbacks);
-        var fileLogger = _run.Loggers is { Csv: false, Json: false, TensorBoard: false } ? null : new TrialFileLogger(_run.Loggers, logger);
+        var fileLogger = _run.Loggers is { Csv: false, Json: false, TensorBoard: false } ? null : new TrialFileLogger(_run.Loggers, logger, _run.TimeProvider);
         if (fileLogger is not null) callbacks.Add(fileLogger);
         // A logger factory receives the same failures as log entries; printing them too would say everything twice.
         var reporter = _run.Quiet || _loggerFactoryGiven ? null : new ConsoleTrialReporter(_run.ProgressOutput ?? Console.Out);
@@ -434,8 +434,11 @@ public sealed class Tuner
         var options = ControllerOptions.From(_tune, _run, name, ExperimentPath);
         var scheduler = opened.Scheduler;
         // The pictures of the sweep (issue 13) draw each hyperparameter on its domain's axis; a restore without a space keeps the saved ones.
+        var domains = ParamDomains.From(_space, scheduler);
         if (_restorePath is null || _space.Count > 0)
-            store.SaveExperimentState(new JsonObject { [ParamDomains.StateKey] = ParamDomains.ToJson(ParamDomains.From(_space, scheduler)) });
+            store.SaveExperimentState(new JsonObject { [ParamDomains.StateKey] = ParamDomains.ToJson(domains) });
+        // TensorBoard's HParams dashboard (issue 13): the sweep's dimensions and metric; the trials' sessions join it by tag.
+        fileLogger?.WriteExperiment(new TensorBoardExperiment(ExperimentPath, domains, _tune.Metric));
         var controller = _restorePath is null
             ? new TrialController(executor, _registry, search, scheduler, _run.Stopper, callbacks, store, options, logger)
             : TrialController.Resume(store, executor, _registry, _resume, search, scheduler, _run.Stopper, callbacks, options, logger);

@@ -20,8 +20,9 @@ public class LineageScheduleTests
         var names = files.Pictures.Select(Path.GetFileName).ToList();
         Assert.Contains("lineage.png", names);
         Assert.Contains("schedule_lr.png", names);
-        // history (2), learning curves, parallel coordinates, the slice of lr, importance, lineage, the schedule of lr
-        Assert.Equal(8, names.Count);
+        // history (2), learning curves, parallel coordinates, the slice of lr, importance, timeline, lineage, the schedule of lr
+        Assert.Equal(9, names.Count);
+        Assert.Equal(new[] { "timeline.png", "lineage.png", "schedule_lr.png" }, names.TakeLast(3));
         foreach (var name in new[] { "lineage.png", "schedule_lr.png" })
             PictureChecks.AssertPicture(File.ReadAllBytes(Path.Combine(files.Folder, name)), ReportStyle.Width, ReportStyle.Height, name);
         var html = File.ReadAllText(files.Index);

@@ -19,10 +19,11 @@ public class SweepReportTests(DigitsSweepFixture sweep) : IClassFixture<DigitsSw
     {
         var files = SweepReport.Write(sweep.Experiment);
 
-        // history (2), learning curves, parallel coordinates, one slice per hyperparameter (5), importance
-        Assert.Equal(5 + ReportSweeps.DigitsSpace.Count, files.Pictures.Count);
+        // history (2), learning curves, parallel coordinates, one slice per hyperparameter (5), importance, timeline
+        Assert.Equal(6 + ReportSweeps.DigitsSpace.Count, files.Pictures.Count);
         Assert.Contains(files.Pictures, p => Path.GetFileName(p) == "parallel_coordinates.png");
         Assert.Contains(files.Pictures, p => Path.GetFileName(p) == "importance.png");
+        Assert.Equal("timeline.png", Path.GetFileName(files.Pictures[^1]));
         foreach (var picture in files.Pictures)
         {
             Assert.True(File.Exists(picture), picture);
@@ -73,6 +74,29 @@ public class SweepReportTests(DigitsSweepFixture sweep) : IClassFixture<DigitsSw
     }
 
     [Fact]
+    public void The_timeline_shows_each_digits_trial_on_the_one_cpu_slot_it_ran_in_one_after_another()
+    {
+        var data = SweepData.Load(sweep.Experiment);
+
+        // One CPU, one trial at a time: every trial recorded the CPU slot, and the slot's one row holds every running span.
+        Assert.All(data.Trials, t => Assert.Equal("CPU", t.Slot));
+        var layout = TimelinePlot.Layout(data)!;
+        Assert.True(layout.SlotsRecorded);
+        Assert.Equal(new[] { "CPU" }, layout.Rows.Select(r => r.Label));
+        Assert.Equal(data.Trials.Sum(t => t.Running.Count), layout.Bars.Count);
+        Assert.All(data.Trials, t => Assert.Contains(layout.Bars, b => b.Trial.Id == t.Id));
+        var ordered = layout.Bars.OrderBy(b => b.Start).ToList();
+        Assert.All(ordered.Zip(ordered.Skip(1)), p => Assert.True(p.First.End <= p.Second.Start + 1e-3, $"{p.First} overlaps {p.Second}"));
+        Assert.Equal(0, ordered[0].Start);
+
+        // ASHA stopped some early and the rest ran to the end: both are in the legend.
+        var legend = TimelinePlot.Draw(data)!.Legend.ManualItems.Select(i => i.LabelText).ToList();
+        Assert.Contains(legend, l => l.StartsWith("terminated: ", StringComparison.Ordinal));
+        Assert.Contains(legend, l => l.StartsWith("stopped early: ", StringComparison.Ordinal));
+        PictureChecks.AssertPicture(ResultGrid.Open(sweep.Experiment).Plots.Timeline().Png, ReportStyle.Width, ReportStyle.Height, "Timeline()");
+    }
+
+    [Fact]
     public void Text_renders_a_titled_plot_differs_from_an_untitled_one_in_the_title_band()
     {
         // Both titled, so the layout is the same: a long title inks its band, a one-character one hardly does.
@@ -112,7 +136,7 @@ public class SweepReportTests(DigitsSweepFixture sweep) : IClassFixture<DigitsSw
         var console = new TestConsole();
         console.Profile.Width = 80;
         Assert.Equal(ExitCodes.Success, CliApp.Run(new[] { "report", sweep.Experiment }, console, plain: true));
-        Assert.Contains($"Report: {5 + ReportSweeps.DigitsSpace.Count} pictures and index.html in ", console.Output);
+        Assert.Contains($"Report: {6 + ReportSweeps.DigitsSpace.Count} pictures and index.html in ", console.Output);
         Assert.True(File.Exists(Path.Combine(sweep.Experiment, SweepReport.FolderName, "index.html")));
 
         var bad = new TestConsole();

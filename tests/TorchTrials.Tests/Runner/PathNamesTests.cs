@@ -73,7 +73,10 @@ public class PathNamesTests
         var files = Directory.EnumerateFiles(temp.Path, "*", SearchOption.AllDirectories).ToList();
         Assert.All(files, f => Assert.StartsWith(experiment, f, StringComparison.Ordinal));
         Assert.Equal(2, files.Count(f => Path.GetFileName(f) == "params.json"));
-        Assert.Equal(2, files.Count(f => Path.GetFileName(f).StartsWith("events.out.tfevents.", StringComparison.Ordinal)));
+        // two trial runs' event files and the experiment's HParams record in the experiment folder itself
+        var events = files.Where(f => Path.GetFileName(f).StartsWith("events.out.tfevents.", StringComparison.Ordinal)).ToList();
+        Assert.Equal(3, events.Count);
+        Assert.Single(events, f => Path.GetDirectoryName(f) + Path.DirectorySeparatorChar == experiment);
         Assert.True(files.Count(f => Path.GetFileName(f) == PersistentCheckpoint.MetadataFile) >= 2);
     }
 }

@@ -130,9 +130,12 @@ public class StoreAndLoggerTests
 
             var events = Directory.GetFiles(trial.LogDirectory!, "events.out.tfevents.*").Single();
             var records = ReadTfRecords(File.ReadAllBytes(events));
-            Assert.Equal(4, records.Count);
+            // file_version, the HParams session start, one event per result, the session end (TensorBoardHParamsTests decodes them)
+            Assert.Equal(6, records.Count);
             Assert.Contains("brain.Event:2", Encoding.UTF8.GetString(records[0]));
-            Assert.Contains("torchtrials/episode_reward_mean", Encoding.UTF8.GetString(records[1]));
+            Assert.Contains("_hparams_/session_start_info", Encoding.UTF8.GetString(records[1]));
+            Assert.Contains("torchtrials/episode_reward_mean", Encoding.UTF8.GetString(records[2]));
+            Assert.Contains("_hparams_/session_end_info", Encoding.UTF8.GetString(records[5]));
         }
     }
 
