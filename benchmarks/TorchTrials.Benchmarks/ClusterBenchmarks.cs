@@ -48,8 +48,10 @@ internal sealed class LocalCluster : IDisposable
         var process = Process.Start(info) ?? throw new InvalidOperationException("cannot start a worker process");
         _workers.Add(process);
         var ready = process.StandardOutput.ReadLineAsync();
-        if (!ready.Wait(TimeSpan.FromSeconds(60)) || ready.Result != "ready")
-            throw new InvalidOperationException($"worker {name} did not start: {ready.Result ?? "no answer"}");
+        if (!ready.Wait(TimeSpan.FromSeconds(60)))
+            throw new InvalidOperationException($"worker {name} did not say ready within 60 s");
+        if (ready.Result != "ready")
+            throw new InvalidOperationException($"worker {name} did not start: {ready.Result ?? "it exited"}");
         process.StandardOutput.ReadToEndAsync(); // keep draining
     }
 
