@@ -2,6 +2,8 @@ using System.Diagnostics;
 using TorchTrials.Benchmarks;
 using TorchTrials.Gpu.Native;
 
+if (args.Length > 0 && args[0] == "cluster-worker") return LocalCluster.RunWorker(args);
+
 var quick = args.Contains("--quick");
 var only = Arg("--only")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 var repeats = int.TryParse(Arg("--repeats"), out var r) ? r : quick ? 1 : 5;
@@ -29,6 +31,7 @@ IBenchmark[] all =
     new FusionLanesBenchmark(),
     new FusionGpuBenchmark(),
     new ReportBenchmark(),
+    new ClusterBenchmark(),
 };
 
 if (args.Contains("--list"))

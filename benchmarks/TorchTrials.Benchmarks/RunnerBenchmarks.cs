@@ -2,6 +2,7 @@ using System.Diagnostics;
 using TorchTrials.Gpu;
 using TorchTrials.Runner;
 using TorchTrials.Runner.Callbacks;
+using TorchTrials.Runner.Execution;
 using TorchTrials.Runner.Loggers;
 using TorchTrials.Runner.Results;
 using TorchTrials.Runner.Search;
@@ -13,7 +14,7 @@ internal static class Runs
 {
     public static ResultGrid Fit(BenchOptions options, string trainable, int samples, int iterations, DeviceInventory inventory,
         TrialFileOptions loggers, int buffer = 1, double cpu = 1, SearchSpace? space = null, IReadOnlyList<ITrialCallback>? callbacks = null,
-        int? maxConcurrent = null, int? threads = null, bool store = true, bool runAhead = true)
+        int? maxConcurrent = null, int? threads = null, bool store = true, bool runAhead = true, ITrialExecutorFactory? executor = null)
     {
         var tuner = new Tuner(trainable, space,
             new TuneConfig { NumSamples = samples, ResultBufferLength = buffer, MaxConcurrentTrials = maxConcurrent, RunAhead = runAhead },
@@ -29,6 +30,7 @@ internal static class Runs
                 Callbacks = callbacks ?? Array.Empty<ITrialCallback>(),
                 ThreadsPerTrial = threads,
                 KeepStore = store,
+                ExecutorFactory = executor,
             });
         var grid = tuner.Fit();
         if (grid.NumErrors > 0) throw new InvalidOperationException($"benchmark run had {grid.NumErrors} failed trials: {grid.Errors[0].Error}");
