@@ -57,6 +57,21 @@ public sealed class ClusterDatabase : IAsyncDisposable
         return id;
     }
 
+    /// <summary>
+    /// The cluster text a worker or controller takes (<c>--cluster</c>, spec key <c>cluster</c>):
+    /// <c>postgres://USER:PASSWORD@HOST:PORT/DATABASE?cluster=ID</c> for this database and <paramref name="clusterId"/>.
+    /// </summary>
+    public string ClusterText(string clusterId) => ClusterText(ConnectionString, clusterId);
+
+    public static string ClusterText(string connectionString, string clusterId)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        var user = Uri.EscapeDataString(builder.Username ?? "");
+        var password = builder.Password is { } p ? ":" + Uri.EscapeDataString(p) : "";
+        return $"postgres://{user}{password}@{builder.Host}:{builder.Port}/{Uri.EscapeDataString(builder.Database ?? "")}"
+             + $"?cluster={Uri.EscapeDataString(clusterId)}";
+    }
+
     /// <summary>Removes the rows under this test's cluster ids; a second call does nothing.</summary>
     public async ValueTask DisposeAsync()
     {

@@ -25,6 +25,18 @@ public class ClusterDatabaseTests
         Assert.Null(ClusterDatabase.WhyUnavailable("Host=127.0.0.1;Port=5432;Database=torchtrials_cluster"));
     }
 
+    [Fact]
+    public void TheClusterText_NamesTheSameServerUserPasswordAndDatabase_EscapedForAUri()
+    {
+        var text = ClusterDatabase.ClusterText(
+            "Host=127.0.0.1;Port=40123;Database=torchtrials_cluster;Username=torchtrials;Password=p@ss:w/rd", "t-1");
+
+        Assert.Equal("postgres://torchtrials:p%40ss%3Aw%2Frd@127.0.0.1:40123/torchtrials_cluster?cluster=t-1", text);
+        var uri = new Uri(text);
+        Assert.Equal("p@ss:w/rd", Uri.UnescapeDataString(uri.UserInfo.Split(':', 2)[1]));
+        Assert.Equal(40123, uri.Port);
+    }
+
     [PostgresFact]
     public async Task TheDatabase_HasTheOrleansMembershipTablesAndQueries()
     {
