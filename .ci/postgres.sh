@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # A private PostgreSQL server for the cluster tests (issue 14): Debian's postgresql package, a throwaway cluster in a
-# mktemp -d folder, listening on 127.0.0.1 only on a free port, with database torchtrials_cluster and the Orleans ADO.NET
-# membership tables (src/Runner/Cluster/Sql/PostgreSQL-Main.sql, then PostgreSQL-Clustering.sql).
+# mktemp -d folder, listening on 127.0.0.1 only on a free port, with an empty database torchtrials_cluster. The Orleans
+# membership tables are not made here: workers and controllers create them themselves (ClusterSchema.EnsureAsync).
 #
 #   source .ci/postgres.sh; postgres_start; trap postgres_stop EXIT   # .ci/run: exports TORCHTRIALS_TEST_POSTGRES
 #   bash .ci/postgres.sh                 # by hand: starts one, prints its connection string and how to stop it
 #   bash .ci/postgres.sh stop DIR        # stops that one and removes DIR
 set -euo pipefail
 
-postgres_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 postgres_database=torchtrials_cluster
 postgres_role=torchtrials
 postgres_dir=
@@ -53,7 +52,7 @@ postgres_free_port() {
 }
 
 postgres_start() {
-  local began password port started=false sql
+  local began password port started=false
   began=$(date +%s%N)
   postgres_install
   postgres_user=$(id -un)
@@ -82,15 +81,6 @@ postgres_start() {
   $started || { echo "ci: PostgreSQL did not start:" >&2; tail -20 "$postgres_dir/server.log" >&2; return 1; }
   PGPASSWORD=$password "$postgres_bin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U "$postgres_role" -d postgres \
     -c "CREATE DATABASE $postgres_database" > /dev/null
-  for sql in PostgreSQL-Main.sql PostgreSQL-Clustering.sql; do
-    if [ ! -f "$postgres_repo/src/Runner/Cluster/Sql/$sql" ]; then
-      echo "ci: postgres: src/Runner/Cluster/Sql/$sql is missing: $postgres_database has no Orleans membership tables" >&2
-      continue
-    fi
-    # Quiet the NOTICEs the scripts' %TYPE arguments raise; errors still stop it.
-    PGPASSWORD=$password PGOPTIONS="-c client_min_messages=warning" "$postgres_bin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" \
-      -U "$postgres_role" -d "$postgres_database" -f "$postgres_repo/src/Runner/Cluster/Sql/$sql" > /dev/null
-  done
   export TORCHTRIALS_TEST_POSTGRES="Host=127.0.0.1;Port=$port;Database=$postgres_database;Username=$postgres_role;Password=$password"
   echo "ci: PostgreSQL $("$postgres_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port as $postgres_user" \
        "in $postgres_dir, database $postgres_database ready in $(( ($(date +%s%N) - began) / 1000000 )) ms"
