@@ -1,11 +1,12 @@
 using System.Runtime.CompilerServices;
 using Npgsql;
+using TorchTrials.Cluster;
 
 namespace TorchTrials.IntegrationTests.Cluster;
 
 /// <summary>
-/// The PostgreSQL database the cluster tests share (issue 14): <c>.ci/run</c> starts a private server with the Orleans
-/// ADO.NET membership tables and names it in <see cref="Variable"/>. Tests share the tables, so each one takes its own
+/// The PostgreSQL database the cluster tests share (issue 14): <c>.ci/run</c> starts a private server with an empty
+/// database and names it in <see cref="Variable"/>; <see cref="OpenAsync"/> applies the membership schema. Tests share the tables, so each one takes its own
 /// cluster ids from <see cref="NewClusterId"/>, and disposing removes every membership row under those ids.
 /// </summary>
 public sealed class ClusterDatabase : IAsyncDisposable
@@ -36,11 +37,15 @@ public sealed class ClusterDatabase : IAsyncDisposable
 
     public static string? WhyUnavailable() => WhyUnavailable(Environment.GetEnvironmentVariable(Variable));
 
-    /// <summary>The database named by <see cref="Variable"/>; a test reaches this only through <see cref="PostgresFactAttribute"/>.</summary>
-    public static ClusterDatabase Open()
+    /// <summary>
+    /// The database named by <see cref="Variable"/>, with the membership schema applied (<see cref="ClusterSchema.EnsureAsync"/>,
+    /// as every worker and controller applies it); a test reaches this only through <see cref="PostgresFactAttribute"/>.
+    /// </summary>
+    public static async Task<ClusterDatabase> OpenAsync()
     {
         var connectionString = Environment.GetEnvironmentVariable(Variable);
         if (WhyUnavailable(connectionString) is { } why) throw new InvalidOperationException(why);
+        await ClusterSchema.EnsureAsync(connectionString!);
         return new ClusterDatabase(connectionString!);
     }
 
@@ -96,6 +101,64 @@ public sealed class ClusterDatabase : IAsyncDisposable
             }
         }
         await DataSource.DisposeAsync();
+    }
+}
+
+/// <summary>
+/// A database of its own on the server <see cref="ClusterDatabase.Variable"/> names, created empty (no tables) for one
+/// test and dropped when it is disposed, connections still open included.
+/// </summary>
+public sealed class ScratchDatabase : IAsyncDisposable
+{
+    private readonly string _serverConnectionString;
+    private readonly string _name;
+
+    private ScratchDatabase(string serverConnectionString, string name, string connectionString)
+    {
+        _serverConnectionString = serverConnectionString;
+        _name = name;
+        ConnectionString = connectionString;
+    }
+
+    public string ConnectionString { get; }
+
+    public static async Task<ScratchDatabase> CreateAsync()
+    {
+        var shared = Environment.GetEnvironmentVariable(ClusterDatabase.Variable);
+        if (ClusterDatabase.WhyUnavailable(shared) is { } why) throw new InvalidOperationException(why);
+        var server = new NpgsqlConnectionStringBuilder(shared) { Database = "postgres", Pooling = false }.ConnectionString;
+        var name = "torchtrials_scratch_" + Guid.NewGuid().ToString("N");
+        await using (var connection = new NpgsqlConnection(server))
+        {
+            await connection.OpenAsync();
+            await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", connection);
+            await create.ExecuteNonQueryAsync();
+        }
+        return new ScratchDatabase(server, name, new NpgsqlConnectionStringBuilder(shared) { Database = name }.ConnectionString);
+    }
+
+    /// <summary>The names of the tables in the database's schema, lower case.</summary>
+    public async Task<List<string>> TablesAsync()
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY table_name", connection);
+        var names = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) names.Add(reader.GetString(0));
+        return names;
+    }
+
+    public string ClusterText(string clusterId) => ClusterDatabase.ClusterText(ConnectionString, clusterId);
+
+    public async ValueTask DisposeAsync()
+    {
+        NpgsqlConnection.ClearAllPools();
+        await using var connection = new NpgsqlConnection(_serverConnectionString);
+        await connection.OpenAsync();
+        await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_name} WITH (FORCE)", connection);
+        await drop.ExecuteNonQueryAsync();
     }
 }
 

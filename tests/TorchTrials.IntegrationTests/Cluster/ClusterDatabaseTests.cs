@@ -4,12 +4,12 @@ namespace TorchTrials.IntegrationTests.Cluster;
 
 /// <summary>
 /// Issue 14: the PostgreSQL database the cluster tests run Orleans' ADO.NET clustering on. The membership queries are the
-/// ones installed in OrleansQuery, run as Orleans' AdoNetClusteringTable runs them: by key, with its parameter names.
+/// ones ClusterSchema installs in OrleansQuery, run as Orleans' AdoNetClusteringTable runs them: by key, with its parameter names.
 /// </summary>
 public class ClusterDatabaseTests
 {
     // The keys Orleans.Clustering.AdoNet 10.4.2 loads from OrleansQuery at start (CleanupDefunctSiloEntryKey is optional there).
-    private static readonly string[] MembershipQueryKeys =
+    internal static readonly string[] MembershipQueryKeys =
     [
         "CleanupDefunctSiloEntriesKey", "DeleteMembershipTableEntriesKey", "GatewaysQueryKey", "InsertMembershipKey",
         "InsertMembershipVersionKey", "MembershipReadAllKey", "MembershipReadRowKey", "UpdateIAmAlivetimeKey",
@@ -40,7 +40,7 @@ public class ClusterDatabaseTests
     [PostgresFact]
     public async Task TheDatabase_HasTheOrleansMembershipTablesAndQueries()
     {
-        await using var database = ClusterDatabase.Open();
+        await using var database = await ClusterDatabase.OpenAsync();
 
         await using var tables = database.DataSource.CreateCommand(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()");
@@ -49,7 +49,7 @@ public class ClusterDatabaseTests
             while (await reader.ReadAsync()) names.Add(reader.GetString(0));
         // Unquoted names in the scripts are folded to lower case.
         Assert.True(names.Contains("orleansquery"),
-            "no Orleans tables: .ci/postgres.sh applies src/Runner/Cluster/Sql/PostgreSQL-Main.sql, then PostgreSQL-Clustering.sql");
+            "no Orleans tables: ClusterSchema.EnsureAsync (ClusterDatabase.OpenAsync) creates them");
         Assert.Contains("orleansmembershiptable", names);
         Assert.Contains("orleansmembershipversiontable", names);
 
@@ -62,8 +62,8 @@ public class ClusterDatabaseTests
     {
         // Given two tests, each with its own database handle and cluster id, and a silo at the same address, port and
         // generation in both (the membership table's key is cluster id, address, port, generation), named after its test.
-        await using var first = ClusterDatabase.Open();
-        await using var second = ClusterDatabase.Open();
+        await using var first = await ClusterDatabase.OpenAsync();
+        await using var second = await ClusterDatabase.OpenAsync();
         var firstCluster = first.NewClusterId();
         var secondCluster = second.NewClusterId();
         Assert.NotEqual(firstCluster, secondCluster);
