@@ -65,6 +65,8 @@ public sealed class ClusterExecutorFactory : ITrialExecutorFactory
         try
         {
             using var timeout = new CancellationTokenSource(Options.JoinTimeout);
+            if (connection.Kind == MembershipKind.Postgres)
+                ClusterSchema.EnsureAsync(connection.ConnectionString!, timeout.Token).GetAwaiter().GetResult();
             host.StartAsync(timeout.Token).GetAwaiter().GetResult();
             return host;
         }

@@ -77,6 +77,8 @@ public sealed class ClusterWorker : IAsyncDisposable
         var host = builder.Build();
         try
         {
+            if (options.Cluster.Kind == MembershipKind.Postgres)
+                await ClusterSchema.EnsureAsync(options.Cluster.ConnectionString!, cancel).ConfigureAwait(false);
             await host.StartAsync(cancel).ConfigureAwait(false);
         }
         catch (Exception e)
