@@ -56,6 +56,7 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
     private readonly List<Trial> _lost = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentQueue<NodeInfo> _joined = new();
+    private readonly ConcurrentQueue<(Node Node, string Why)> _unreachable = new();
     private volatile HashSet<string>? _active;
     private readonly Task _membership;
     private long _nextCheckpoint;
@@ -318,6 +319,7 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
     /// <summary>Applies what arrived from the nodes and from membership, on the controller's thread.</summary>
     private void Apply()
     {
+        while (_unreachable.TryDequeue(out var gone)) MarkLost(gone.Node, gone.Why);
         while (_joined.TryDequeue(out var info))
         {
             if (_nodes.TryGetValue(info.Key, out var known) && !known.Lost) continue;
@@ -633,12 +635,14 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
             _ = Task.Run(async () =>
             {
                 int failures = 0;
+                var failingSince = DateTime.MinValue;
                 while (!token.IsCancellationRequested)
                 {
                     try
                     {
                         var batch = await Grain.Poll(_owner._options.PollMilliseconds).ConfigureAwait(false);
                         failures = 0;
+                        failingSince = DateTime.MinValue;
                         if (batch.Events.Length == 0) continue;
                         Interlocked.Increment(ref _owner._batches);
                         foreach (var e in batch.Events) _owner.Receive(this, e);
@@ -646,7 +650,17 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
                     }
                     catch (Exception e) when (!token.IsCancellationRequested)
                     {
-                        if (++failures == 1) _owner._logger.LogDebug(e, "cluster: polling worker {Name} failed", Info.Name);
+                        if (++failures == 1)
+                        {
+                            failingSince = DateTime.UtcNow;
+                            _owner._logger.LogDebug(e, "cluster: polling worker {Name} failed", Info.Name);
+                        }
+                        else if (DateTime.UtcNow - failingSince >= _owner._options.UnreachableAfter)
+                        {
+                            _owner._unreachable.Enqueue((this, $"unreachable for {_owner._options.UnreachableAfter.TotalSeconds:0} s: {ClusterWorker.OneLine(e)}"));
+                            _owner._signal.Release();
+                            return;
+                        }
                         await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 20 * failures)), CancellationToken.None).ConfigureAwait(false);
                     }
                 }
@@ -719,6 +733,13 @@ public sealed record ClusterExecutorOptions
 
     /// <summary>How long a node's long poll waits for a first event.</summary>
     public int PollMilliseconds { get; init; } = 500;
+
+    /// <summary>
+    /// A worker whose polls have all failed this long is taken as lost, whatever the membership says (Orleans' death
+    /// vote was seen never to come on a two-worker PostgreSQL cluster); its trials are requeued. Longer than a node's
+    /// controller lease (10 s), so a worker that is alive but cut off has stopped them by then.
+    /// </summary>
+    public TimeSpan UnreachableAfter { get; init; } = TimeSpan.FromSeconds(15);
 }
 
 /// <summary>A trial's failure on a worker, naming the worker.</summary>

@@ -41,6 +41,21 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
     [Fact]
     public void A_controller_killed_mid_sweep_is_resumed_with_the_workers_still_up() => ControllerKilled(Localhost());
 
+    /// <summary>As the proof: PostgreSQL as the membership store (.ci/run starts one), the tables made by the workers.</summary>
+    [PostgresFact]
+    public async Task On_postgres_a_worker_killed_mid_sweep_leaves_every_trial_finished_elsewhere()
+    {
+        await using var database = await ClusterDatabase.OpenAsync();
+        WorkerKilled(database.ClusterText(database.NewClusterId()));
+    }
+
+    [PostgresFact]
+    public async Task On_postgres_a_controller_killed_mid_sweep_is_resumed_with_the_workers_still_up()
+    {
+        await using var database = await ClusterDatabase.OpenAsync();
+        ControllerKilled(database.ClusterText(database.NewClusterId()));
+    }
+
     private void WorkerKilled(string cluster)
     {
         StartWorkers(cluster, out _, out var second);
