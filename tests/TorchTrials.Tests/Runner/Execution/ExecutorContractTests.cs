@@ -91,7 +91,9 @@ public abstract class ExecutorContractTests : IDisposable
         executor.Stop(trial, error: false);
         Drain(executor, () => checkpoint.IsReady && allocator.LiveSlots == 0);
 
-        Assert.True(executor.Start(trial, checkpoint, Context));
+        // As the controller does: start once the executor says there is room (a cluster hears of the freed slot after
+        // the worker's allocator does).
+        Assert.True(WaitToStart(executor, trial, checkpoint));
         Assert.False(trial.IsRestoring);
         var results = Train(executor, trial, 2);
 
