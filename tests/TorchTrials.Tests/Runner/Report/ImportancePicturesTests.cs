@@ -43,15 +43,13 @@ public class ImportancePicturesTests
         AssertPicture(plot, 800, 500, "importance");
     }
 
+    /// <summary>Its speed is the report benchmark's (`--only report`), not a timed test's: CI machines are shared.</summary>
     [Fact]
-    public void ParallelCoordinatesRendersAThousandTrialsQuickly()
+    public void ParallelCoordinatesRendersAThousandTrials()
     {
-        var data = Sweep(1000);
-        var watch = System.Diagnostics.Stopwatch.StartNew();
-        var plot = ParallelCoordinatesPlot.Draw(data);
+        var plot = ParallelCoordinatesPlot.Draw(Sweep(1000));
         Assert.NotNull(plot);
         AssertPicture(plot, 1200, 700, "parallel");
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"{watch.Elapsed}");
     }
 
     [Fact]
