@@ -72,7 +72,9 @@ internal sealed class WorkerCommand(IAnsiConsole console) : ICliCommand
             {
                 console.WriteLine($"Worker {worker.Node.Name} joined cluster {options.Cluster}: {worker.Node.Allocator.Inventory.Describe()}");
                 var at = worker.Endpoint;
-                console.WriteLine($"Silo {at.Address}:{at.SiloPort}, gateway port {at.GatewayPort}. Ctrl-C leaves; its trials are requeued.");
+                // Two lines: one would pass 80 columns with five-digit ports.
+                console.WriteLine($"Silo {at.Address}:{at.SiloPort}, gateway port {at.GatewayPort}.");
+                console.WriteLine("Ctrl-C leaves the cluster; its running trials are requeued elsewhere.");
                 stop.Token.WaitHandle.WaitOne();
             }
             finally
