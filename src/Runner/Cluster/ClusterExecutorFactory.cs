@@ -60,6 +60,7 @@ public sealed class ClusterExecutorFactory : ITrialExecutorFactory
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.ClearProviders();
+        ClusterLogging.Apply(builder.Logging);
         builder.UseOrleansClient(client => connection.Configure(client));
         var host = builder.Build();
         try

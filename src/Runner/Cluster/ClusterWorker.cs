@@ -60,7 +60,8 @@ public sealed class ClusterWorker : IAsyncDisposable
     /// </summary>
     public static async Task<ClusterWorker> StartAsync(WorkerOptions options, CancellationToken cancel = default)
     {
-        var logs = options.LoggerFactory ?? NullLoggerFactory.Instance;
+        var logs = options.LoggerFactory
+            ?? (ClusterLogging.Level() is not null ? LoggerFactory.Create(b => ClusterLogging.Apply(b)) : NullLoggerFactory.Instance);
         var inventory = options.Inventory ?? DeviceInventory.Detect();
         var registry = options.Registry ?? TrainableRegistry.CreateDefault();
         var endpoint = WorkerEndpoint.For(options.Cluster, options.Address, options.SiloPort, options.GatewayPort);
