@@ -115,6 +115,8 @@ public sealed record ClusterConnection
             o.ClusterId = ClusterId;
             o.ServiceId = ClusterId;
         });
+        // A dead worker's gateway leaves the client's list soon after membership declares it dead (Orleans: every minute).
+        client.Services.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
         switch (Kind)
         {
             case MembershipKind.Localhost:

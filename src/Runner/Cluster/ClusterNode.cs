@@ -38,6 +38,9 @@ public sealed class ClusterNode : IDisposable
     private readonly Thread _thread;
     private readonly TimeSpan _controllerLease;
     private long _lastHeard = Environment.TickCount64;
+    private long _orphanEpoch;
+    private volatile bool _leaseExpired;
+    private volatile bool _refusePolls;
     private volatile bool _disposed;
 
     /// <param name="controllerLease">
@@ -125,6 +128,7 @@ public sealed class ClusterNode : IDisposable
 
     public async Task<NodeEventBatch> Poll(int waitMilliseconds)
     {
+        if (_refusePolls) throw new IOException($"node {Name} refuses polls (test)");
         Interlocked.Exchange(ref _lastHeard, Environment.TickCount64);
         lock (_eventsGate)
             if (_events.Count > 0) return Take();
@@ -136,7 +140,7 @@ public sealed class ClusterNode : IDisposable
 
     private NodeEventBatch Take()
     {
-        var batch = new NodeEventBatch { Events = _events.ToArray() };
+        var batch = new NodeEventBatch { Events = _events.ToArray(), OrphanEpoch = _orphanEpoch };
         _events.Clear();
         while (_eventsReady.CurrentCount > 0) _eventsReady.Wait(0);
         return batch;
@@ -203,11 +207,23 @@ public sealed class ClusterNode : IDisposable
     {
         if (_replicas.Count == 0 && _memory.Count == 0) return;
         long silent = Environment.TickCount64 - Interlocked.Read(ref _lastHeard);
-        if (silent < _controllerLease.TotalMilliseconds) return;
+        if (silent < _controllerLease.TotalMilliseconds && !_leaseExpired) return;
+        _leaseExpired = false;
         _logger.LogWarning("cluster node {Node}: no controller for {Seconds:0} s; stopping its {Count} trials", Name, silent / 1000.0, _replicas.Count);
         StopAll();
-        lock (_eventsGate) _events.Clear();
+        lock (_eventsGate)
+        {
+            _events.Clear();
+            // Polls read the epoch with the events: a controller that comes back learns its trials here were stopped.
+            _orphanEpoch++;
+        }
     }
+
+    /// <summary>Acts as if no poll had come for the controller lease: the next loop stops every trial (tests).</summary>
+    internal void ExpireControllerLease() => _leaseExpired = true;
+
+    /// <summary>Every poll fails from now on while the silo stays in the membership: a worker that is not reachable (tests).</summary>
+    internal void RefusePolls() => _refusePolls = true;
 
     private void FreedSlots()
     {
@@ -313,7 +329,9 @@ public sealed class ClusterNode : IDisposable
         if (!started) return new StartReply { Outcome = StartOutcome.NoSlot, Message = $"node {Name}: {Allocator.DescribeUsage()}" };
         _replicas[op.TrialId] = replica;
         _byTrial[trial] = replica;
-        return new StartReply { Outcome = StartOutcome.Started, Restoring = trial.IsRestoring };
+        long epoch;
+        lock (_eventsGate) epoch = _orphanEpoch;
+        return new StartReply { Outcome = StartOutcome.Started, Restoring = trial.IsRestoring, OrphanEpoch = epoch };
     }
 
     /// <summary>The checkpoint a start or exploit restores from, as this node holds it.</summary>

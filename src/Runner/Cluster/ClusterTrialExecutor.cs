@@ -57,6 +57,7 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentQueue<NodeInfo> _joined = new();
     private readonly ConcurrentQueue<(Node Node, string Why)> _unreachable = new();
+    private readonly ConcurrentQueue<(Node Node, long Epoch)> _orphaned = new();
     private volatile HashSet<string>? _active;
     private readonly Task _membership;
     private long _nextCheckpoint;
@@ -190,7 +191,7 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
             {
                 case StartOutcome.Started:
                     _incarnations.Next(trial);
-                    var run = new Run(trial, node, slot, incarnation);
+                    var run = new Run(trial, node, slot, incarnation, reply.OrphanEpoch);
                     _runs[trial] = run;
                     _runsById[trial.Id] = run;
                     node.Runs.Add(run);
@@ -320,6 +321,7 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
     private void Apply()
     {
         while (_unreachable.TryDequeue(out var gone)) MarkLost(gone.Node, gone.Why);
+        while (_orphaned.TryDequeue(out var orphaned)) Orphaned(orphaned.Node, orphaned.Epoch);
         while (_joined.TryDequeue(out var info))
         {
             if (_nodes.TryGetValue(info.Key, out var known) && !known.Lost) continue;
@@ -396,11 +398,43 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
             }
             _lost.Add(run.Trial);
         }
-        foreach (var (id, memory) in _memory)
-            if (memory.Node == node && _memory.TryRemove(id, out _))
-                memory.Checkpoint.Fail(new InvalidOperationException($"worker {node.Info.Name} that held the checkpoint was lost"));
+        FailMemoryOn(node, $"worker {node.Info.Name} that held the checkpoint was lost");
         node.StopPolling();
         _slotFreed = true;
+    }
+
+    /// <summary>
+    /// The node stopped every trial it ran for us, as it does when no poll reaches it for its controller lease (a poll
+    /// stuck behind a dead gateway is enough): the trials started before <paramref name="epoch"/> are gone from it, their
+    /// memory checkpoints with them. They go to failure recovery as a lost node's do; the node stays.
+    /// </summary>
+    private void Orphaned(Node node, long epoch)
+    {
+        if (node.Lost) return;
+        var gone = node.Runs.Where(r => r.OrphanEpoch < epoch).ToList();
+        if (gone.Count == 0) return;
+        _logger.LogWarning("cluster: worker {Name} stopped our {Count} trials (it heard no poll for its lease); they are requeued",
+            node.Info.Name, gone.Count(r => !r.Stopped));
+        foreach (var run in gone)
+        {
+            node.Runs.Remove(run);
+            _releasing.Remove(run);
+            node.Mirror.Release(run.Slot);
+            if (_runsById.TryGetValue(run.Trial.Id, out var current) && current == run) _runsById.TryRemove(run.Trial.Id, out _);
+            if (run.Stopped) continue;
+            _runs.Remove(run.Trial);
+            run.Stopped = true;
+            _lost.Add(run.Trial);
+        }
+        FailMemoryOn(node, $"worker {node.Info.Name} dropped the checkpoint when it stopped our trials");
+        _slotFreed = true;
+    }
+
+    private void FailMemoryOn(Node node, string why)
+    {
+        foreach (var (id, memory) in _memory)
+            if (memory.Node == node && _memory.TryRemove(id, out _))
+                memory.Checkpoint.Fail(new InvalidOperationException(why));
     }
 
     /// <summary>A checkpoint as <paramref name="target"/> can restore it.</summary>
@@ -522,7 +556,7 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
         }
     }
 
-    private sealed class Run(Trial trial, Node node, DeviceSlot slot, int incarnation)
+    private sealed class Run(Trial trial, Node node, DeviceSlot slot, int incarnation, long orphanEpoch)
     {
         public Trial Trial { get; } = trial;
 
@@ -531,6 +565,9 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
         public DeviceSlot Slot { get; } = slot;
 
         public int Incarnation { get; } = incarnation;
+
+        /// <summary>The node's orphan epoch when this run started there.</summary>
+        public long OrphanEpoch { get; } = orphanEpoch;
 
         public bool Stopped { get; set; }
 
@@ -547,6 +584,7 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
         private readonly List<NodeOp> _queued = new();
         private Task _tail = Task.CompletedTask;
         private CancellationTokenSource? _polling;
+        private long _seenOrphanEpoch;
 
         public Node(ClusterTrialExecutor owner, NodeInfo info)
         {
@@ -643,6 +681,12 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
                         var batch = await Grain.Poll(_owner._options.PollMilliseconds).ConfigureAwait(false);
                         failures = 0;
                         failingSince = DateTime.MinValue;
+                        if (batch.OrphanEpoch > _seenOrphanEpoch)
+                        {
+                            _seenOrphanEpoch = batch.OrphanEpoch;
+                            _owner._orphaned.Enqueue((this, batch.OrphanEpoch));
+                            _owner._signal.Release();
+                        }
                         if (batch.Events.Length == 0) continue;
                         Interlocked.Increment(ref _owner._batches);
                         foreach (var e in batch.Events) _owner.Receive(this, e);

@@ -17,6 +17,11 @@ public interface INodeGrain : IGrainWithStringKey
     Task<StartReply> Start(NodeOp op);
 
     /// <summary>Events since the last poll; waits up to <paramref name="waitMilliseconds"/> for the first.</summary>
+    /// <remarks>
+    /// Five seconds to answer, not Orleans' thirty: a poll sent through the gateway of a worker that just died waits out
+    /// its timeout, and the node stops a controller's trials after ten seconds without a poll (its controller lease).
+    /// </remarks>
+    [ResponseTimeout("00:00:05")]
     Task<NodeEventBatch> Poll(int waitMilliseconds);
 
     /// <summary>A memory checkpoint this node holds, as safetensors bytes and metadata (PBT exploit from another machine).</summary>

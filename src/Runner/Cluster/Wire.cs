@@ -110,6 +110,9 @@ public sealed class StartReply
     public string? Message { get; init; }
 
     public bool Restoring { get; init; }
+
+    /// <summary>The node's orphan epoch when the trial started (see <see cref="NodeEventBatch.OrphanEpoch"/>).</summary>
+    public long OrphanEpoch { get; init; }
 }
 
 /// <summary>What happened on a node.</summary>
@@ -161,4 +164,10 @@ public sealed class NodeEvent
 public sealed class NodeEventBatch
 {
     public NodeEvent[] Events { get; init; } = [];
+
+    /// <summary>
+    /// How many times the node stopped every trial because no controller polled it for its lease: a trial started in an
+    /// earlier epoch (<see cref="StartReply.OrphanEpoch"/>) no longer runs there, and no event will say so.
+    /// </summary>
+    public long OrphanEpoch { get; init; }
 }

@@ -113,6 +113,62 @@ public sealed class ClusterExecutorTests
         Assert.Equal(2, requeued);
     }
 
+    /// <summary>
+    /// A node stops a controller's trials when no poll reaches it for its lease (seen on PostgreSQL membership: polls sent
+    /// through a just-killed worker's gateway waited out their timeout), and no event says so: the controller must learn
+    /// it from the node's orphan epoch and requeue them, or the sweep waits on them for ever.
+    /// </summary>
+    [Fact]
+    public Task A_worker_that_stopped_our_trials_for_want_of_polls_gets_them_requeued_and_the_sweep_finishes() =>
+        TwoTrialsOfOneWorkerAreRequeued(node => node.ExpireControllerLease(), new ClusterExecutorOptions());
+
+    /// <summary>
+    /// A worker every poll of which fails while membership still lists it (a partition, or a death the membership has not
+    /// voted yet): after <see cref="ClusterExecutorOptions.UnreachableAfter"/> the controller takes it as lost.
+    /// </summary>
+    [Fact]
+    public Task A_worker_that_no_poll_reaches_is_taken_as_lost_and_its_trials_finish_elsewhere() =>
+        TwoTrialsOfOneWorkerAreRequeued(node => node.RefusePolls(), new ClusterExecutorOptions { UnreachableAfter = TimeSpan.FromSeconds(1) });
+
+    private static async Task TwoTrialsOfOneWorkerAreRequeued(Action<ClusterNode> breakIt, ClusterExecutorOptions options)
+    {
+        await using var cluster = await TestCluster.StartAsync(2, "cpus=2");
+        using var dir = new TempDir();
+        var tuner = new Tuner("__fake",
+            new SearchSpace { ["x"] = Domain.Grid(0, 1, 2, 3), ["sleep"] = 0.05 },
+            new TuneConfig { Metric = "episode_reward_mean", Mode = MetricMode.Max },
+            new RunConfig
+            {
+                Name = "exp",
+                StoragePath = dir.Path,
+                Stop = Stop.AfterIterations(30),
+                Checkpoint = new CheckpointConfig { Frequency = 5 },
+                MaxFailures = 3,
+                ResourcesPerTrial = new Resources(cpu: 1),
+                Loggers = TrialFileOptions.None,
+                Quiet = true,
+                ExecutorFactory = ClusterExecutorFactory.For(cluster.Client, options with { MembershipInterval = TimeSpan.FromMilliseconds(100) }),
+            });
+        var run = Task.Run(() => tuner.Fit());
+
+        var node = cluster.NodeOf(cluster.Cluster.Silos[1]);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (node.RunningTrials < 2)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the worker never ran two trials");
+            await Task.Delay(20);
+        }
+        await Task.Delay(800);
+        breakIt(node);
+
+        var grid = await run.WaitAsync(TimeSpan.FromSeconds(120));
+        Assert.Equal(0, grid.NumErrors);
+        using var store = SqliteExperimentStore.Open(Path.Combine(dir.Path, "exp"));
+        foreach (var trial in grid)
+            Assert.Equal(Enumerable.Range(1, 30).Select(i => (long)i), store.ResultsOf(trial.TrialId).Select(r => r.TrainingIteration));
+        Assert.Equal(2, grid.Count(t => t.NumFailures > 0));
+    }
+
     [Fact]
     public async Task A_worker_that_joins_mid_sweep_receives_trials()
     {
