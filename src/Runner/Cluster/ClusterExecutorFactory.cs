@@ -40,11 +40,11 @@ public sealed class ClusterExecutorFactory : ITrialExecutorFactory
     public ITrialExecutor Create(ExecutorSetup setup)
     {
         if (_client is { } client)
-            return new ClusterTrialExecutor(client, setup.Registry, setup.Options, Options, setup.Logger);
+            return new ClusterTrialExecutor(client, setup.Registry, setup.Options, Options, setup.Logger, setup.Fusion);
         var host = ConnectClient(_connection!);
         try
         {
-            return new ClusterTrialExecutor(host.Services.GetRequiredService<IClusterClient>(), setup.Registry, setup.Options, Options, setup.Logger)
+            return new ClusterTrialExecutor(host.Services.GetRequiredService<IClusterClient>(), setup.Registry, setup.Options, Options, setup.Logger, setup.Fusion)
             {
                 Owned = new StoppedOnDispose(host),
             };

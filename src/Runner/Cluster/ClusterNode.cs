@@ -11,7 +11,8 @@ namespace TorchTrials.Cluster;
 
 /// <summary>
 /// A worker machine's side of the cluster executor: the machine's slot allocator and an in-process
-/// <see cref="ConcurrentTrialExecutor"/> driven from one thread of its own, as the controller drives an executor in one
+/// <see cref="ConcurrentTrialExecutor"/> (or, for a sweep that fuses, a <see cref="FusedTrialExecutor"/> whose arrays
+/// hold one slot of this machine each) driven from one thread of its own, as the controller drives an executor in one
 /// process. The node grain hands it operations (in the controller's order) and takes its events in batches. Memory
 /// checkpoints stay here, on the device they were taken on; persistent ones travel back to the controller as files.
 /// <para>
@@ -23,7 +24,11 @@ namespace TorchTrials.Cluster;
 public sealed class ClusterNode : IDisposable
 {
     private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(2);
-    private readonly ConcurrentTrialExecutor _executor;
+    private readonly DeviceSlotAllocator _allocator;
+    private readonly ExecutorOptions _options;
+    private readonly int? _threadsPerTrial;
+    private ITrialExecutor _executor;
+    private FusionOptions? _fusion;
     private readonly TrainableRegistry _registry;
     private readonly ILogger _logger;
     private readonly string _scratch;
@@ -57,14 +62,42 @@ public sealed class ClusterNode : IDisposable
         Name = name ?? Environment.MachineName;
         _scratch = Path.Combine(Path.GetTempPath(), "torchtrials-node-" + Environment.ProcessId + "-" + Guid.NewGuid().ToString("N")[..8]);
         options = (options ?? new ExecutorOptions()) with { ReuseTrainables = false, SpillDirectory = options?.SpillDirectory ?? Path.Combine(_scratch, "spill") };
-        _executor = new ConcurrentTrialExecutor(allocator, registry, options, threadsPerTrial: threadsPerTrial, logger: _logger);
+        _allocator = allocator;
+        _options = options;
+        _threadsPerTrial = threadsPerTrial;
+        _executor = Build(null);
         _thread = new Thread(Loop) { IsBackground = true, Name = "torchtrials-node" };
         _thread.Start();
     }
 
     public string Name { get; }
 
-    public DeviceSlotAllocator Allocator => _executor.Allocator;
+    public DeviceSlotAllocator Allocator => _allocator;
+
+    /// <summary>Fused arrays holding a slot on this node now.</summary>
+    public int ArrayCount => _executor is FusedTrialExecutor fused ? fused.ArrayCount : 0;
+
+    /// <summary>
+    /// The executor for a sweep that fuses (<paramref name="fusion"/>) or not (null): a <see cref="FusedTrialExecutor"/>
+    /// with no pending trials of its own (the controller chooses what starts; an array gives its slot back once its last
+    /// lane leaves), or the <see cref="ConcurrentTrialExecutor"/>.
+    /// </summary>
+    private ITrialExecutor Build(FusionOptions? fusion) => fusion is null
+        ? new ConcurrentTrialExecutor(_allocator, _registry, _options, threadsPerTrial: _threadsPerTrial, logger: _logger)
+        : new FusedTrialExecutor(_allocator, _registry, fusion, _options, threadsPerTrial: _threadsPerTrial, logger: _logger);
+
+    /// <summary>Switches to the executor the start asks for, when nothing of another sweep's setting is left here.</summary>
+    private string? UseFusion(int maxMembers)
+    {
+        var wanted = maxMembers > 0 ? new FusionOptions { Fuse = FuseMode.Auto, MaxMembers = maxMembers } : null;
+        if (Equals(wanted, _fusion)) return null;
+        if (_replicas.Count > 0 || _stopping.Count > 0 || _memory.Count > 0)
+            return $"node {Name} is running trials {(_fusion is null ? "unfused" : $"fused {_fusion.MaxMembers} to an array")}; it takes trials of another fusion setting once they are done";
+        _executor.Dispose();
+        _executor = Build(wanted);
+        _fusion = wanted;
+        return null;
+    }
 
     /// <summary>Trials running on this node now.</summary>
     public int RunningTrials
@@ -296,6 +329,7 @@ public sealed class ClusterNode : IDisposable
             StopReplica(stale, error: false);
             return new StartReply { Outcome = StartOutcome.NoSlot, Message = $"node {Name}: trial {op.TrialId} is stopping its previous run here" };
         }
+        if (UseFusion(op.MaxMembers) is { } busy) return new StartReply { Outcome = StartOutcome.NoSlot, Message = busy };
         var trial = new Trial(op.Trainable!, TrialConfig.FromJson(op.ConfigJson ?? "{}"), op.TrialId,
             Resources.FromJson(op.ResourcesJson!), experimentTag: op.Tag ?? "");
         Checkpoint? checkpoint;
@@ -331,7 +365,7 @@ public sealed class ClusterNode : IDisposable
         _byTrial[trial] = replica;
         long epoch;
         lock (_eventsGate) epoch = _orphanEpoch;
-        return new StartReply { Outcome = StartOutcome.Started, Restoring = trial.IsRestoring, OrphanEpoch = epoch };
+        return new StartReply { Outcome = StartOutcome.Started, Restoring = trial.IsRestoring, OrphanEpoch = epoch, Lane = trial.Lane };
     }
 
     /// <summary>The checkpoint a start or exploit restores from, as this node holds it.</summary>

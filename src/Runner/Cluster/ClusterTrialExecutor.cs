@@ -42,6 +42,7 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
     private readonly IClusterClient _client;
     private readonly TrainableRegistry _registry;
     private readonly ClusterExecutorOptions _options;
+    private readonly FusionOptions? _fusion;
     private readonly ILogger _logger;
     private readonly string _scratch;
     private readonly Dictionary<string, Node> _nodes = new(StringComparer.Ordinal);
@@ -64,11 +65,16 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
     private bool _slotFreed;
     private bool _disposed;
 
+    /// <param name="fusion">
+    /// Fusion of the sweep (<see cref="ExecutorSetup.Fusion"/>), null when it does not fuse: trials of one fusion key share
+    /// an array on a node, up to <see cref="FusionOptions.MaxMembers"/> lanes on one slot of that node.
+    /// </param>
     public ClusterTrialExecutor(IClusterClient client, TrainableRegistry registry, ExecutorOptions? options = null,
-        ClusterExecutorOptions? clusterOptions = null, ILogger? logger = null)
+        ClusterExecutorOptions? clusterOptions = null, ILogger? logger = null, FusionOptions? fusion = null)
     {
         _client = client;
         _registry = registry;
+        _fusion = fusion is { Fuse: FuseMode.Auto } ? fusion : null;
         _options = clusterOptions ?? new ClusterExecutorOptions();
         _logger = logger ?? NullLogger.Instance;
         _scratch = Path.Combine(options?.SpillDirectory ?? Path.GetTempPath(), "cluster-" + Guid.NewGuid().ToString("N")[..8]);
@@ -132,7 +138,19 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
     public bool HasResourcesFor(Trial trial)
     {
         Apply();
+        if (KeyOf(trial) is { } key && _nodes.Values.Any(n => !n.Lost && n.FreeLane(key, _fusion!.MaxMembers) is not null)) return true;
         return _nodes.Values.Any(n => !n.Lost && n.Mirror.CanAllocate(trial.Resources));
+    }
+
+    /// <summary>
+    /// The array key of a trial the sweep fuses (trainable, its <see cref="RegisteredTrainable.FusionKey"/> of the config,
+    /// resources), as <see cref="FusedTrialExecutor"/> keys its arrays; null when it trains alone.
+    /// </summary>
+    private string? KeyOf(Trial trial)
+    {
+        if (_fusion is null || !_registry.TryGet(trial.TrainableName, out var entry) || entry.FusionKey?.Invoke(trial.Config) is not { } fusionKey)
+            return null;
+        return trial.TrainableName + "\n" + fusionKey + "\n" + trial.Resources.ToJson();
     }
 
     public bool Start(Trial trial, Checkpoint? checkpoint, TrainableContextFactory contextFactory)
@@ -158,11 +176,18 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
         }
         if (fits == 0) throw never!;
 
-        foreach (var node in live)
+        var key = KeyOf(trial);
+        // A fused trial refills a free lane of an array of its key first (the fullest, as the node's executor picks),
+        // then opens an array on a node with a free slot.
+        var places = key is null
+            ? live.Select(n => (Node: n, Array: (MirrorArray?)null))
+            : live.Select(n => (Node: n, Array: n.FreeLane(key, _fusion!.MaxMembers))).Where(p => p.Array is not null)
+                .OrderByDescending(p => p.Array!.Lanes.Count).Concat(live.Select(n => (Node: n, Array: (MirrorArray?)null)));
+        foreach (var (node, array) in places.ToList())
         {
-            var slot = node.Mirror.TryAllocate(trial.Resources, trial.Id);
-            if (slot is null) continue;
-            var context = contextFactory(trial, slot);
+            var slot = array is null ? node.Mirror.TryAllocate(trial.Resources, trial.Id) : null;
+            if (array is null && slot is null) continue;
+            var context = contextFactory(trial, slot ?? array!.Slot!);
             int incarnation = _incarnations.Of(trial) + 1;
             StartReply reply;
             try
@@ -172,39 +197,43 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
                     Kind = NodeOpKind.Start, TrialId = trial.Id, Incarnation = incarnation, Trainable = trial.TrainableName,
                     ConfigJson = trial.Config.ToJsonObject().ToJsonString(), ResourcesJson = trial.Resources.ToJson(),
                     Tag = context.ExperimentTag, Seed = context.Seed, Checkpoint = checkpoint is null ? null : Wire(checkpoint, node),
+                    MaxMembers = key is null ? 0 : _fusion!.MaxMembers,
                 };
                 node.Flush();
                 reply = node.Call(g => g.Start(op));
             }
             catch (Exception e) when (IsUnreachable(e))
             {
-                node.Mirror.Release(slot);
+                if (slot is not null) node.Mirror.Release(slot);
                 MarkLost(node, e.Message);
                 continue;
             }
             catch
             {
-                node.Mirror.Release(slot);
+                if (slot is not null) node.Mirror.Release(slot);
                 throw;
             }
             switch (reply.Outcome)
             {
                 case StartOutcome.Started:
                     _incarnations.Next(trial);
-                    var run = new Run(trial, node, slot, incarnation, reply.OrphanEpoch);
+                    var lane = reply.Lane is { } name ? node.Lane(name, key!, slot, trial.Resources) : null;
+                    var run = new Run(trial, node, (lane?.Slot ?? slot)!, incarnation, reply.OrphanEpoch) { Array = lane };
+                    lane?.Lanes.Add(run);
                     _runs[trial] = run;
                     _runsById[trial.Id] = run;
                     node.Runs.Add(run);
                     trial.IsRestoring = reply.Restoring;
+                    trial.Lane = reply.Lane is null ? null : node.Info.Name + "/" + reply.Lane;
                     return true;
                 case StartOutcome.NoSlot:
-                    node.Mirror.Release(slot);
+                    if (slot is not null) node.Mirror.Release(slot);
                     continue;
                 case StartOutcome.ResourceRequest:
-                    node.Mirror.Release(slot);
+                    if (slot is not null) node.Mirror.Release(slot);
                     throw new ResourceRequestException(reply.Message ?? "the request does not fit the node");
                 default:
-                    node.Mirror.Release(slot);
+                    if (slot is not null) node.Mirror.Release(slot);
                     throw new TrialStartException(reply.Message ?? $"trial {trial.Id} could not start");
             }
         }
@@ -265,6 +294,7 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
         if (!_runs.Remove(trial, out var run)) return;
         run.Stopped = true;
         _releasing.Add(run);
+        LeaveLane(run);
         if (run.Node.Lost)
         {
             Released(run);
@@ -379,7 +409,13 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
     {
         if (!_releasing.Remove(run)) return;
         run.Node.Runs.Remove(run);
-        if (!run.Node.Lost) run.Node.Mirror.Release(run.Slot);
+        if (run.Array is { } array)
+        {
+            // A lane's slot is its array's: free once the node closed the array (its last lane gone).
+            array.ClosedOnNode = true;
+            ReleaseIfClosed(array);
+        }
+        else if (!run.Node.Lost) run.Node.Mirror.Release(run.Slot);
         if (_runsById.TryGetValue(run.Trial.Id, out var current) && current == run) _runsById.TryRemove(run.Trial.Id, out _);
         _slotFreed = true;
     }
@@ -419,7 +455,13 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
         {
             node.Runs.Remove(run);
             _releasing.Remove(run);
-            node.Mirror.Release(run.Slot);
+            if (run.Array is { } array)
+            {
+                LeaveLane(run);
+                array.ClosedOnNode = true;
+                ReleaseIfClosed(array);
+            }
+            else node.Mirror.Release(run.Slot);
             if (_runsById.TryGetValue(run.Trial.Id, out var current) && current == run) _runsById.TryRemove(run.Trial.Id, out _);
             if (run.Stopped) continue;
             _runs.Remove(run.Trial);
@@ -428,6 +470,22 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
         }
         FailMemoryOn(node, $"worker {node.Info.Name} dropped the checkpoint when it stopped our trials");
         _slotFreed = true;
+    }
+
+    /// <summary>The run's lane is free for the next trial of its key (the node refills it as soon as it has stopped).</summary>
+    private static void LeaveLane(Run run)
+    {
+        if (run.Array is not { } array || !array.Lanes.Remove(run)) return;
+        ReleaseIfClosed(array);
+    }
+
+    /// <summary>An array without lanes that the node has closed gives its slot back to the mirror.</summary>
+    private static void ReleaseIfClosed(MirrorArray array)
+    {
+        if (array.Lanes.Count > 0 || !array.ClosedOnNode || array.Released) return;
+        array.Released = true;
+        array.Node.Arrays.Remove(array.Id);
+        if (!array.Node.Lost && array.Slot is not null) array.Node.Mirror.Release(array.Slot);
     }
 
     private void FailMemoryOn(Node node, string why)
@@ -566,6 +624,9 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
 
         public int Incarnation { get; } = incarnation;
 
+        /// <summary>The fused array the run is a lane of, null when it trains alone.</summary>
+        public MirrorArray? Array { get; init; }
+
         /// <summary>The node's orphan epoch when this run started there.</summary>
         public long OrphanEpoch { get; } = orphanEpoch;
 
@@ -575,6 +636,27 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
         public bool TrainingGranted { get; set; }
 
         public Queue<string> DiskSaves { get; } = new();
+    }
+
+    /// <summary>A fused array on a node as the controller sees it: its key, the mirror slot it holds and its lanes.</summary>
+    private sealed class MirrorArray(Node node, string id, string key, DeviceSlot? slot)
+    {
+        public Node Node { get; } = node;
+
+        /// <summary>The node executor's array id ("a3").</summary>
+        public string Id { get; } = id;
+
+        public string Key { get; } = key;
+
+        /// <summary>The array's slot on the mirror; null in the rare case the node opened one the mirror had no room for.</summary>
+        public DeviceSlot? Slot { get; } = slot;
+
+        public HashSet<Run> Lanes { get; } = new();
+
+        /// <summary>A slot-freed event of one of its lanes came: the node closed the array and its slot is free there.</summary>
+        public bool ClosedOnNode { get; set; }
+
+        public bool Released { get; set; }
     }
 
     /// <summary>A worker as the controller sees it: its mirror allocator, queued operations and the order they go out in.</summary>
@@ -603,7 +685,32 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
 
         public List<Run> Runs { get; } = new();
 
+        /// <summary>Fused arrays open on the node, by the node's array id.</summary>
+        public Dictionary<string, MirrorArray> Arrays { get; } = new(StringComparer.Ordinal);
+
         public bool Lost { get; set; }
+
+        /// <summary>An array of <paramref name="key"/> with a free lane, the fullest first (as the node's executor refills).</summary>
+        public MirrorArray? FreeLane(string key, int maxMembers) =>
+            Arrays.Values.Where(a => a.Key == key && a.Slot is not null && a.Lanes.Count > 0 && a.Lanes.Count < maxMembers)
+                .OrderByDescending(a => a.Lanes.Count).FirstOrDefault();
+
+        /// <summary>
+        /// The array a start landed in (<paramref name="lane"/> is the node's "a3.1"): the known one, whose slot it shares
+        /// (<paramref name="allocated"/>, taken for a new array, goes back), or a new one holding <paramref name="allocated"/>.
+        /// </summary>
+        public MirrorArray Lane(string lane, string key, DeviceSlot? allocated, Resources resources)
+        {
+            var id = lane.Split('.')[0];
+            if (Arrays.TryGetValue(id, out var known) && !known.Released)
+            {
+                if (allocated is not null) Mirror.Release(allocated);
+                return known;
+            }
+            var array = new MirrorArray(this, id, key, allocated ?? Mirror.TryAllocate(resources, id));
+            Arrays[id] = array;
+            return array;
+        }
 
         public void Queue(NodeOp op) => _queued.Add(op);
 

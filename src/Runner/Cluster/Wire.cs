@@ -91,6 +91,9 @@ public sealed class NodeOp
     public string? ResultJson { get; init; }
 
     public bool Error { get; init; }
+
+    /// <summary>Start: lanes per fused array when the sweep fuses (spec <c>executor: {fuse: auto}</c>), 0 when it does not.</summary>
+    public int MaxMembers { get; init; }
 }
 
 /// <summary>How a start went on the node.</summary>
@@ -113,6 +116,9 @@ public sealed class StartReply
 
     /// <summary>The node's orphan epoch when the trial started (see <see cref="NodeEventBatch.OrphanEpoch"/>).</summary>
     public long OrphanEpoch { get; init; }
+
+    /// <summary>The fused array and lane the trial runs in on the node ("a3.1"), null when it trains alone.</summary>
+    public string? Lane { get; init; }
 }
 
 /// <summary>What happened on a node.</summary>

@@ -169,6 +169,132 @@ public sealed class ClusterExecutorTests
         Assert.Equal(2, grid.Count(t => t.NumFailures > 0));
     }
 
+    /// <summary>
+    /// A sweep that fuses, on workers: trials of one key share an array on one slot of a node, up to max_members lanes,
+    /// the next one opens an array on a node with a free slot, a freed lane is refilled in place, and each lane's results
+    /// are those of the trial trained alone (LaneToy's closed form).
+    /// </summary>
+    [Fact]
+    public async Task Fused_trials_share_an_array_on_one_slot_of_a_worker_and_a_freed_lane_is_refilled_there()
+    {
+        var registry = LaneToy.Register(TrainableRegistry.CreateDefault());
+        await using var cluster = await TestCluster.StartAsync(2, "cpus=1", registry);
+        using var executor = new ClusterTrialExecutor(cluster.Client, registry, new ExecutorOptions(),
+            new ClusterExecutorOptions { MembershipInterval = TimeSpan.FromMilliseconds(100) }, fusion: new FusionOptions { MaxMembers = 3 });
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (executor.Nodes.Count < 2)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the workers did not join");
+            Thread.Sleep(50);
+        }
+        Trial Toy(string id, double lr) => new("lane_toy", TrialConfig.From(("lr", lr)), id, new Resources(cpu: 1));
+
+        // Three lanes fill the first worker's only slot; the fourth opens an array on the other worker.
+        var trials = new[] { Toy("a", 0.1), Toy("b", 0.2), Toy("c", 0.3), Toy("d", 0.05) };
+        foreach (var trial in trials)
+        {
+            Assert.True(executor.HasResourcesFor(trial), $"no room for {trial.Id}");
+            Assert.True(executor.Start(trial, null, Context), $"{trial.Id} did not start");
+        }
+        var first = trials[0].Lane!.Split('/')[0];
+        Assert.All(trials.Take(3), t => Assert.StartsWith(first + "/a1.", t.Lane, StringComparison.Ordinal));
+        Assert.NotEqual(first, trials[3].Lane!.Split('/')[0]);
+        Assert.All(cluster.Nodes.Values, node => Assert.Equal((1, 1), (node.ArrayCount, node.Allocator.LiveSlots)));
+
+        var results = Train(executor, trials, 5);
+        foreach (var trial in trials)
+        {
+            double lr = trial.Config.GetDouble("lr", 0);
+            Assert.Equal(Enumerable.Range(1, 5).Select(i => (long)i), results[trial].Select(r => r.TrainingIteration));
+            for (int i = 0; i < 5; i++) Assert.Equal(LaneToy.LossAfter(0, lr, i + 1), Convert.ToDouble(results[trial][i]["loss"]), 9);
+        }
+
+        // A stopped lane is refilled in place: no new array, no new slot.
+        executor.Stop(trials[1], error: false);
+        var e = Toy("e", 0.25);
+        Assert.True(executor.HasResourcesFor(e));
+        Assert.True(executor.Start(e, null, Context));
+        Assert.StartsWith(first + "/a1.", e.Lane, StringComparison.Ordinal);
+        Assert.All(cluster.Nodes.Values, node => Assert.Equal((1, 1), (node.ArrayCount, node.Allocator.LiveSlots)));
+        var refilled = Train(executor, new[] { e }, 3)[e];
+        for (int i = 0; i < 3; i++) Assert.Equal(LaneToy.LossAfter(0, 0.25, i + 1), Convert.ToDouble(refilled[i]["loss"]), 9);
+
+        // Every lane gone, every array closes and gives its slot back, on the node and on the controller's mirror.
+        foreach (var trial in trials.Append(e)) executor.Stop(trial, error: false);
+        var unfused = new Trial("__fake", trialId: "alone", resources: new Resources(cpu: 1));
+        deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!executor.HasResourcesFor(unfused) || cluster.Nodes.Values.Any(n => n.Allocator.LiveSlots > 0) || executor.DescribeUsage() != "Resources requested: 0/2 CPUs, 0/0 GPUs on 2 workers")
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the arrays' slots were not freed: {executor.DescribeUsage()}");
+            executor.NextEvent(TimeSpan.FromMilliseconds(20));
+        }
+    }
+
+    /// <summary>A Tuner sweep with <c>executor: {fuse: auto}</c> on a cluster trains its trials as lanes on the workers.</summary>
+    [Fact]
+    public async Task A_fused_sweep_on_a_cluster_runs_its_trials_as_lanes_with_the_results_of_each_trained_alone()
+    {
+        var registry = LaneToy.Register(TrainableRegistry.CreateDefault());
+        await using var cluster = await TestCluster.StartAsync(2, "cpus=1", registry);
+        using var dir = new TempDir();
+        var grid = new Tuner("lane_toy",
+            new SearchSpace { ["lr"] = Domain.Grid(0.05, 0.1, 0.15, 0.2, 0.25, 0.3) },
+            new TuneConfig { Metric = "loss", Mode = MetricMode.Min, Fusion = new FusionOptions { MaxMembers = 3 } },
+            new RunConfig
+            {
+                Name = "exp",
+                StoragePath = dir.Path,
+                Stop = Stop.AfterIterations(20),
+                ResourcesPerTrial = new Resources(cpu: 1),
+                Loggers = TrialFileOptions.None,
+                Quiet = true,
+                ExecutorFactory = ClusterExecutorFactory.For(cluster.Client, new ClusterExecutorOptions { MembershipInterval = TimeSpan.FromMilliseconds(100) }),
+            },
+            registry).Fit();
+
+        Assert.Equal(0, grid.NumErrors);
+        Assert.Equal(6, grid.Count);
+        // Two workers of one CPU, three lanes an array: the six trials ran three to an array, one array on each worker.
+        Assert.All(grid, t => Assert.Matches(@"^.+/a\d+\.[0-2]$", t.Lane));
+        Assert.Equal(2, grid.Select(t => t.Lane!.Split('/')[0]).Distinct().Count());
+        using var store = SqliteExperimentStore.Open(Path.Combine(dir.Path, "exp"));
+        foreach (var trial in grid)
+        {
+            double lr = trial.Config.GetDouble("lr", 0);
+            var losses = store.ResultsOf(trial.TrialId).Select(r => Convert.ToDouble(r["loss"])).ToList();
+            // From the trial's own seed (w_0 = seed % 7), each step scales w - 3 by (1 - 2 lr): the loss by its square.
+            Assert.Equal(Enumerable.Range(1, 20).Select(i => losses[0] * Math.Pow(1 - 2 * lr, 2 * (i - 1))), losses, new ToleranceComparer(1e-9));
+        }
+    }
+
+    private sealed class ToleranceComparer(double tolerance) : IEqualityComparer<double>
+    {
+        public bool Equals(double x, double y) => Math.Abs(x - y) <= tolerance;
+
+        public int GetHashCode(double obj) => 0;
+    }
+
+    /// <summary>Trains <paramref name="trials"/> for <paramref name="steps"/> iterations each and gathers their results.</summary>
+    private static Dictionary<Trial, List<TrialResult>> Train(ITrialExecutor executor, IReadOnlyList<Trial> trials, int steps)
+    {
+        var results = trials.ToDictionary(t => t, _ => new List<TrialResult>());
+        foreach (var trial in trials) executor.ContinueTraining(trial, steps);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (results.Values.Any(r => r.Count < steps))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the trials did not train in time");
+            switch (executor.NextEvent(TimeSpan.FromMilliseconds(50)))
+            {
+                case ResultEvent r when results.ContainsKey(r.Trial):
+                    results[r.Trial].AddRange(r.Results);
+                    break;
+                case FailureEvent f:
+                    throw new Xunit.Sdk.XunitException($"trial {f.Trial.Id} failed: {f.Error}");
+            }
+        }
+        return results;
+    }
+
     [Fact]
     public async Task A_worker_that_joins_mid_sweep_receives_trials()
     {
