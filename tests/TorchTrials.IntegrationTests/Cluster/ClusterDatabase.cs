@@ -170,3 +170,24 @@ public sealed class PostgresFactAttribute : FactAttribute
         if (ClusterDatabase.WhyUnavailable() is { } why) Skip = why;
     }
 }
+
+/// <summary>The Redis server of the Redis clustering test (.ci/run starts one and exports its HOST:PORT).</summary>
+public static class ClusterRedis
+{
+    public const string Variable = "TORCHTRIALS_TEST_REDIS";
+
+    public static string? Address => Environment.GetEnvironmentVariable(Variable) is { Length: > 0 } address ? address : null;
+
+    /// <summary>A cluster of its own on the test's Redis, by a cluster id no other test uses.</summary>
+    public static string ClusterText([System.Runtime.CompilerServices.CallerMemberName] string test = "") =>
+        $"redis://{Address}?cluster={Uri.EscapeDataString(test[..Math.Min(test.Length, 60)] + "-" + Guid.NewGuid().ToString("N"))}";
+}
+
+/// <summary>A fact that needs Redis: skipped, saying why, when TORCHTRIALS_TEST_REDIS is not set.</summary>
+public sealed class RedisFactAttribute : FactAttribute
+{
+    public RedisFactAttribute()
+    {
+        if (ClusterRedis.Address is null) Skip = "Redis not available: set " + ClusterRedis.Variable + " (.ci/run starts a private server)";
+    }
+}

@@ -59,6 +59,10 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         ControllerKilled(database.ClusterText(database.NewClusterId()));
     }
 
+    /// <summary>Redis clustering, the other membership option (.ci/run starts a Redis server).</summary>
+    [RedisFact]
+    public void On_redis_a_worker_killed_mid_sweep_leaves_every_trial_finished_elsewhere() => WorkerKilled(ClusterRedis.ClusterText());
+
     private void WorkerKilled(string cluster)
     {
         StartWorkers(cluster, out _, out var second);
