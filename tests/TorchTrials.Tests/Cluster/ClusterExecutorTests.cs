@@ -66,52 +66,10 @@ public sealed class ClusterExecutorTests
         Assert.Equal(0, holder.Allocator.Committed.GpuTotal.CompareTo(new Resources(gpu: 2).GpuTotal));
     }
 
+    /// <summary>The leaving worker held two trials: both went back to the queue and resumed elsewhere.</summary>
     [Fact]
-    public async Task A_sweep_whose_worker_leaves_mid_trial_finishes_every_trial_elsewhere_with_each_result_stored_once()
-    {
-        await using var cluster = await TestCluster.StartAsync(3, "cpus=2");
-        using var dir = new TempDir();
-        var leaving = cluster.Cluster.Silos[1];
-        var tuner = new Tuner("__fake",
-            new SearchSpace { ["x"] = Domain.Grid(0, 1, 2, 3, 4, 5), ["sleep"] = 0.05 },
-            new TuneConfig { Metric = "episode_reward_mean", Mode = MetricMode.Max },
-            new RunConfig
-            {
-                Name = "exp",
-                StoragePath = dir.Path,
-                Stop = Stop.AfterIterations(30),
-                Checkpoint = new CheckpointConfig { Frequency = 5 },
-                MaxFailures = 3,
-                ResourcesPerTrial = new Resources(cpu: 1),
-                Loggers = TrialFileOptions.None,
-                Quiet = true,
-                ExecutorFactory = ClusterExecutorFactory.For(cluster.Client, new ClusterExecutorOptions { MembershipInterval = TimeSpan.FromMilliseconds(100) }),
-            });
-        var run = Task.Run(() => tuner.Fit());
-
-        // Let every trial get going (6 slots for 6 trials), then take a worker away mid-trial.
-        var node = cluster.NodeOf(leaving);
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (node.RunningTrials < 2)
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the leaving worker never ran two trials");
-            await Task.Delay(20);
-        }
-        await Task.Delay(800);
-        await cluster.StopAsync(leaving);
-
-        var grid = await run.WaitAsync(TimeSpan.FromSeconds(120));
-        Assert.Equal(6, grid.Count);
-        Assert.Equal(0, grid.NumErrors);
-        using var store = SqliteExperimentStore.Open(Path.Combine(dir.Path, "exp"));
-        Assert.All(grid, t => Assert.Equal(30, t.LastResult!.TrainingIteration));
-
-        foreach (var trial in grid)
-            Assert.Equal(Enumerable.Range(1, 30).Select(i => (long)i), store.ResultsOf(trial.TrialId).Select(r => r.TrainingIteration));
-        int requeued = grid.Count(t => t.NumFailures > 0);
-        // The leaving worker held two trials: both went back to the queue and resumed elsewhere.
-        Assert.Equal(2, requeued);
-    }
+    public Task A_sweep_whose_worker_leaves_mid_trial_finishes_every_trial_elsewhere_with_each_result_stored_once() =>
+        TwoTrialsOfOneWorkerAreRequeued(3, (cluster, _) => cluster.StopAsync(cluster.Cluster.Silos[1]), new ClusterExecutorOptions());
 
     /// <summary>
     /// A node stops a controller's trials when no poll reaches it for its lease (seen on PostgreSQL membership: polls sent
@@ -120,7 +78,7 @@ public sealed class ClusterExecutorTests
     /// </summary>
     [Fact]
     public Task A_worker_that_stopped_our_trials_for_want_of_polls_gets_them_requeued_and_the_sweep_finishes() =>
-        TwoTrialsOfOneWorkerAreRequeued(node => node.ExpireControllerLease(), new ClusterExecutorOptions());
+        TwoTrialsOfOneWorkerAreRequeued(2, (_, node) => Broken(node.ExpireControllerLease), new ClusterExecutorOptions());
 
     /// <summary>
     /// A worker every poll of which fails while membership still lists it (a partition, or a death the membership has not
@@ -128,14 +86,25 @@ public sealed class ClusterExecutorTests
     /// </summary>
     [Fact]
     public Task A_worker_that_no_poll_reaches_is_taken_as_lost_and_its_trials_finish_elsewhere() =>
-        TwoTrialsOfOneWorkerAreRequeued(node => node.RefusePolls(), new ClusterExecutorOptions { UnreachableAfter = TimeSpan.FromSeconds(1) });
+        TwoTrialsOfOneWorkerAreRequeued(2, (_, node) => Broken(node.RefusePolls), new ClusterExecutorOptions { UnreachableAfter = TimeSpan.FromSeconds(1) });
 
-    private static async Task TwoTrialsOfOneWorkerAreRequeued(Action<ClusterNode> breakIt, ClusterExecutorOptions options)
+    private static Task Broken(Action breakIt)
     {
-        await using var cluster = await TestCluster.StartAsync(2, "cpus=2");
+        breakIt();
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// A sweep of two trials per worker (2 CPUs each, trials of 1 CPU) whose second worker is broken by
+    /// <paramref name="breakIt"/> once it runs two trials: every trial still ends with iterations 1..30 stored once each,
+    /// and exactly the two of that worker were requeued.
+    /// </summary>
+    private static async Task TwoTrialsOfOneWorkerAreRequeued(int workers, Func<TestCluster, ClusterNode, Task> breakIt, ClusterExecutorOptions options)
+    {
+        await using var cluster = await TestCluster.StartAsync(workers, "cpus=2");
         using var dir = new TempDir();
         var tuner = new Tuner("__fake",
-            new SearchSpace { ["x"] = Domain.Grid(0, 1, 2, 3), ["sleep"] = 0.05 },
+            new SearchSpace { ["x"] = Domain.Grid([.. Enumerable.Range(0, 2 * workers).Cast<object>()]), ["sleep"] = 0.05 },
             new TuneConfig { Metric = "episode_reward_mean", Mode = MetricMode.Max },
             new RunConfig
             {
@@ -159,9 +128,10 @@ public sealed class ClusterExecutorTests
             await Task.Delay(20);
         }
         await Task.Delay(800);
-        breakIt(node);
+        await breakIt(cluster, node);
 
         var grid = await run.WaitAsync(TimeSpan.FromSeconds(120));
+        Assert.Equal(2 * workers, grid.Count);
         Assert.Equal(0, grid.NumErrors);
         using var store = SqliteExperimentStore.Open(Path.Combine(dir.Path, "exp"));
         foreach (var trial in grid)
