@@ -24,6 +24,9 @@ namespace TorchTrials.Cluster;
 public sealed class ClusterNode : IDisposable
 {
     private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>How long the loop of a node without trials sleeps between looks at its lease (a command wakes it at once).</summary>
+    private static readonly TimeSpan IdleWait = TimeSpan.FromMilliseconds(100);
     private readonly DeviceSlotAllocator _allocator;
     private readonly ExecutorOptions _options;
     private readonly int? _threadsPerTrial;
@@ -36,6 +39,8 @@ public sealed class ClusterNode : IDisposable
     private readonly Lock _eventsGate = new();
     private readonly List<NodeEvent> _events = new();
     private readonly SemaphoreSlim _eventsReady = new(0);
+    private readonly SemaphoreSlim _wake = new(0);
+    private long _iterations;
     private readonly Dictionary<string, Replica> _replicas = new(StringComparer.Ordinal);
     private readonly Dictionary<Trial, Replica> _byTrial = new();
     private readonly Dictionary<long, MemoryCheckpoint> _memory = new();
@@ -206,7 +211,11 @@ public sealed class ClusterNode : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         _commands.Enqueue(command);
+        if (_wake.CurrentCount == 0) _wake.Release();
     }
+
+    /// <summary>Turns of the node's loop so far (tests: an idle node must not spin).</summary>
+    internal long LoopIterations => Interlocked.Read(ref _iterations);
 
     private void Loop()
     {
@@ -227,6 +236,10 @@ public sealed class ClusterNode : IDisposable
                         Emit(new NodeEvent { Kind = NodeEventKind.Failed, TrialId = replica.Trial.Id, Incarnation = replica.Incarnation, Error = $"node {Name} lost the trial's device", DeviceLost = true });
                 FreedSlots();
                 StopOrphans();
+                Interlocked.Increment(ref _iterations);
+                // Nothing running: the executor's wait returns at once, so without this a worker with no trials spun a
+                // whole core (seen at 100% CPU on an idle `torchtrials worker`).
+                if (!_executor.HasWork && _commands.IsEmpty) _wake.Wait(IdleWait);
             }
             catch (Exception e) when (!_disposed)
             {
@@ -483,6 +496,7 @@ public sealed class ClusterNode : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        _wake.Release();
         _thread.Join(TimeSpan.FromSeconds(10));
         _executor.Dispose();
         foreach (var checkpoint in _memory.Values) checkpoint.Delete();

@@ -23,6 +23,32 @@ public sealed class ClusterNodeTests
         }
     }
 
+    /// <summary>
+    /// A worker without trials sleeps until a command comes (it spun a whole core before: the executor's wait returns at
+    /// once when it has nothing to do). Counted in turns of its loop, not timed: a slow machine only makes fewer turns.
+    /// </summary>
+    [Fact]
+    public async Task A_node_without_trials_sleeps_and_wakes_for_a_start()
+    {
+        using var node = new ClusterNode(new DeviceSlotAllocator(DeviceInventory.Parse("cpus=2")), TrainableRegistry.CreateDefault(), "n");
+        long before = node.LoopIterations;
+        await Task.Delay(1000);
+        // At 100 ms a turn about 10 turns a second; spinning made hundreds of thousands.
+        Assert.InRange(node.LoopIterations - before, 0, 100);
+
+        // A command wakes it: the start is answered without waiting out the idle sleep many times over.
+        var started = node.Start(StartOp("t1", 1));
+        Assert.Equal(StartOutcome.Started, (await started.WaitAsync(TimeSpan.FromSeconds(30))).Outcome);
+        await node.Apply([new NodeOp { Kind = NodeOpKind.Continue, TrialId = "t1", Incarnation = 1, Steps = 3 }]);
+        var results = new List<string>();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (results.Count < 3)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the trial did not train");
+            results.AddRange((await node.Poll(100)).Events.Where(e => e.Kind == NodeEventKind.Results).SelectMany(e => e.Results));
+        }
+    }
+
     [Fact]
     public async Task Trials_whose_controller_stops_polling_are_stopped_and_their_slots_freed()
     {
