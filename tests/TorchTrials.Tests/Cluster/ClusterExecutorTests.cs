@@ -106,18 +106,7 @@ public sealed class ClusterExecutorTests
         var tuner = new Tuner("__fake",
             new SearchSpace { ["x"] = Domain.Grid([.. Enumerable.Range(0, 2 * workers).Cast<object>()]), ["sleep"] = 0.05 },
             new TuneConfig { Metric = "episode_reward_mean", Mode = MetricMode.Max },
-            new RunConfig
-            {
-                Name = "exp",
-                StoragePath = dir.Path,
-                Stop = Stop.AfterIterations(30),
-                Checkpoint = new CheckpointConfig { Frequency = 5 },
-                MaxFailures = 3,
-                ResourcesPerTrial = new Resources(cpu: 1),
-                Loggers = TrialFileOptions.None,
-                Quiet = true,
-                ExecutorFactory = ClusterExecutorFactory.For(cluster.Client, options with { MembershipInterval = TimeSpan.FromMilliseconds(100) }),
-            });
+            OnCluster(cluster, dir, "exp", 30, options) with { Checkpoint = new CheckpointConfig { Frequency = 5 }, MaxFailures = 3 });
         var run = Task.Run(() => tuner.Fit());
 
         var node = cluster.NodeOf(cluster.Cluster.Silos[1]);
@@ -210,16 +199,7 @@ public sealed class ClusterExecutorTests
         var grid = new Tuner("lane_toy",
             new SearchSpace { ["lr"] = Domain.Grid(0.05, 0.1, 0.15, 0.2, 0.25, 0.3) },
             new TuneConfig { Metric = "loss", Mode = MetricMode.Min, Fusion = new FusionOptions { MaxMembers = 3 } },
-            new RunConfig
-            {
-                Name = "exp",
-                StoragePath = dir.Path,
-                Stop = Stop.AfterIterations(20),
-                ResourcesPerTrial = new Resources(cpu: 1),
-                Loggers = TrialFileOptions.None,
-                Quiet = true,
-                ExecutorFactory = ClusterExecutorFactory.For(cluster.Client, new ClusterExecutorOptions { MembershipInterval = TimeSpan.FromMilliseconds(100) }),
-            },
+            OnCluster(cluster, dir, "exp", 20),
             registry).Fit();
 
         Assert.Equal(0, grid.NumErrors);
@@ -243,6 +223,21 @@ public sealed class ClusterExecutorTests
 
         public int GetHashCode(double obj) => 0;
     }
+
+    /// <summary>
+    /// The run config of a Tuner sweep on <paramref name="cluster"/>: one CPU a trial, <paramref name="iterations"/> each,
+    /// no trial files, quiet, membership looked at every 100 ms.
+    /// </summary>
+    private static RunConfig OnCluster(TestCluster cluster, TempDir dir, string name, int iterations, ClusterExecutorOptions? options = null) => new()
+    {
+        Name = name,
+        StoragePath = dir.Path,
+        Stop = Stop.AfterIterations(iterations),
+        ResourcesPerTrial = new Resources(cpu: 1),
+        Loggers = TrialFileOptions.None,
+        Quiet = true,
+        ExecutorFactory = ClusterExecutorFactory.For(cluster.Client, (options ?? new ClusterExecutorOptions()) with { MembershipInterval = TimeSpan.FromMilliseconds(100) }),
+    };
 
     /// <summary>Trains <paramref name="trials"/> for <paramref name="steps"/> iterations each and gathers their results.</summary>
     private static Dictionary<Trial, List<TrialResult>> Train(ITrialExecutor executor, IReadOnlyList<Trial> trials, int steps)
@@ -273,16 +268,7 @@ public sealed class ClusterExecutorTests
         var tuner = new Tuner("__fake",
             new SearchSpace { ["x"] = Domain.Grid(0, 1, 2, 3, 4, 5), ["sleep"] = 0.02 },
             new TuneConfig { Metric = "episode_reward_mean", Mode = MetricMode.Max },
-            new RunConfig
-            {
-                Name = "exp",
-                StoragePath = dir.Path,
-                Stop = Stop.AfterIterations(20),
-                ResourcesPerTrial = new Resources(cpu: 1),
-                Loggers = TrialFileOptions.None,
-                Quiet = true,
-                ExecutorFactory = ClusterExecutorFactory.For(cluster.Client, new ClusterExecutorOptions { MembershipInterval = TimeSpan.FromMilliseconds(100) }),
-            });
+            OnCluster(cluster, dir, "exp", 20));
         var first = cluster.Nodes.Values.Single();
         var run = Task.Run(() => tuner.Fit());
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
@@ -325,16 +311,7 @@ public sealed class ClusterExecutorTests
         var tuner = new Tuner("lane_toy",
             new SearchSpace { ["lr"] = Domain.Grid(0.02, 0.2) },
             new TuneConfig { Metric = "loss", Mode = MetricMode.Min, Scheduler = pbt },
-            new RunConfig
-            {
-                Name = "pbt",
-                StoragePath = dir.Path,
-                Stop = Stop.AfterIterations(12),
-                ResourcesPerTrial = new Resources(cpu: 1),
-                Loggers = TrialFileOptions.None,
-                Quiet = true,
-                ExecutorFactory = ClusterExecutorFactory.For(cluster.Client, new ClusterExecutorOptions { MembershipInterval = TimeSpan.FromMilliseconds(100) }),
-            },
+            OnCluster(cluster, dir, "pbt", 12),
             LaneToy.Register(TrainableRegistry.CreateDefault()));
 
         var grid = await Task.Run(() => tuner.Fit()).WaitAsync(TimeSpan.FromSeconds(120));
