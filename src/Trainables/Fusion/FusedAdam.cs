@@ -49,8 +49,8 @@ internal sealed class FusedAdam(IReadOnlyList<Tensor> parameters, int capacity, 
         using var biasCorrection1 = beta1.pow(group.Steps).neg_().add_(one, one);
         using var stepSize = lr.div(biasCorrection1).neg_();
         using var biasCorrection2Sqrt = beta2.pow(group.Steps).neg_().add_(one, one).sqrt_();
-        group.First = stepSize.to_type(group.DType);
-        group.Second = biasCorrection2Sqrt.to_type(group.DType);
+        group.First = group.Keep(0, stepSize.to_type(group.DType));
+        group.Second = group.Keep(1, biasCorrection2Sqrt.to_type(group.DType));
     }
 
     private protected override void Update(Group group, int index, Tensor parameter, Tensor grad, Tensor[] state)
