@@ -46,7 +46,7 @@ public abstract class FashionClassifier : ClassifierTrainable, IHasPrerequisites
 public sealed class MlpFashionTrainable : FashionClassifier, IFusableTrainable
 {
     /// <inheritdoc cref="FusedMlpArray.Key"/>
-    public static string? FusionKey(TrialConfig config) => FusedMlpArray.Key("mlp_fashion", config);
+    public static string? FusionKey(TrialConfig config) => FusedMlpArray.Key("mlp_fashion", config, DefaultValidationFraction, trainSize: true);
 
     /// <summary>A <see cref="FusedMlpArray"/> on Fashion-MNIST.</summary>
     public static FusedTrainable CreateArray(FusedArrayContext context) =>
@@ -54,7 +54,7 @@ public sealed class MlpFashionTrainable : FashionClassifier, IFusableTrainable
         {
             using var prototype = new MlpFashionTrainable();
             return prototype.DeviceDataFor(config, device);
-        });
+        }, DefaultValidationFraction, trainSizeInKey: true);
 
     protected override long[] InputShape(long count) => new[] { count, FashionMnistDataset.Features };
 

@@ -41,15 +41,22 @@ public sealed class FusedMlpArray : FusedTrainable
     private int _width;
     private int _depth;
     private int _batchSize;
+    private readonly double _defaultValidationFraction;
+    private readonly bool _trainSizeInKey;
 
     /// <param name="context">The array's context (<see cref="FusedTrainable.Context"/>).</param>
     /// <param name="inputs">Features per example.</param>
     /// <param name="classes">Outputs.</param>
     /// <param name="trainableName">The unfused class's name, written into lane checkpoints as its own are.</param>
     /// <param name="loadData">The unfused class's training and validation data on the device, owned by the array.</param>
+    /// <param name="defaultValidationFraction">The unfused class's validation fraction when a config sets none (see <see cref="Key"/>).</param>
+    /// <param name="trainSizeInKey">The unfused class reads <c>train_size</c> (see <see cref="Key"/>).</param>
     public FusedMlpArray(FusedArrayContext context, long inputs, long classes, string trainableName,
-        Func<TrialConfig, Device, (Tensor TrainX, Tensor TrainY, Tensor ValidX, Tensor ValidY)> loadData)
+        Func<TrialConfig, Device, (Tensor TrainX, Tensor TrainY, Tensor ValidX, Tensor ValidY)> loadData,
+        double defaultValidationFraction = DigitsValidationFraction, bool trainSizeInKey = false)
     {
+        _defaultValidationFraction = defaultValidationFraction;
+        _trainSizeInKey = trainSizeInKey;
         Context = context;
         _inputs = inputs;
         _classes = classes;
@@ -59,17 +66,29 @@ public sealed class FusedMlpArray : FusedTrainable
         _configured = new bool[context.Capacity];
     }
 
+    /// <summary>The digits trainables' validation fraction when a config sets none.</summary>
+    public const double DigitsValidationFraction = 0.2;
+
     /// <summary>
     /// The fusion key of an MLP config of trainable <paramref name="name"/>: width, depth, batch size, data split and optimizer
-    /// kind; lr, weight decay, momentum, betas, eps, Nesterov and dropout differ per lane.
+    /// kind; lr, weight decay, momentum, betas, eps, Nesterov and dropout differ per lane. The data split is the one the
+    /// unfused trainable loads: validation_fraction (<paramref name="defaultValidationFraction"/> when the config sets none),
+    /// data_seed, and train_size where <paramref name="trainSize"/> (a trainable that reads it), since every lane of an array
+    /// trains on the array's one copy of the data.
     /// </summary>
-    public static string Key(string name, TrialConfig config) => string.Join('|', name,
-        "width=" + config.GetInt("width", 128, min: 1).ToString(CultureInfo.InvariantCulture),
-        "depth=" + config.GetInt("depth", 2, min: 0).ToString(CultureInfo.InvariantCulture),
-        "batch_size=" + Math.Max(1, config.GetInt("batch_size", 64)).ToString(CultureInfo.InvariantCulture),
-        "validation_fraction=" + config.GetDouble("validation_fraction", 0.2).ToString("R", CultureInfo.InvariantCulture),
-        "data_seed=" + config.GetInt("data_seed", 0).ToString(CultureInfo.InvariantCulture),
-        "optimizer=" + config.GetString("optimizer", "adam").ToLowerInvariant());
+    public static string Key(string name, TrialConfig config, double defaultValidationFraction = DigitsValidationFraction, bool trainSize = false)
+    {
+        var key = string.Join('|', name,
+            "width=" + config.GetInt("width", 128, min: 1).ToString(CultureInfo.InvariantCulture),
+            "depth=" + config.GetInt("depth", 2, min: 0).ToString(CultureInfo.InvariantCulture),
+            "batch_size=" + Math.Max(1, config.GetInt("batch_size", 64)).ToString(CultureInfo.InvariantCulture),
+            "validation_fraction=" + config.GetDouble("validation_fraction", defaultValidationFraction).ToString("R", CultureInfo.InvariantCulture),
+            "data_seed=" + config.GetInt("data_seed", 0).ToString(CultureInfo.InvariantCulture),
+            "optimizer=" + config.GetString("optimizer", "adam").ToLowerInvariant());
+        return trainSize
+            ? key + "|train_size=" + (config.ContainsKey("train_size") ? config.GetInt("train_size", 0).ToString(CultureInfo.InvariantCulture) : "all")
+            : key;
+    }
 
     public override void SetupLane(FusedLane lane)
     {
@@ -251,7 +270,7 @@ public sealed class FusedMlpArray : FusedTrainable
     public override bool ReconfigureLane(FusedLane lane, TrialConfig config)
     {
         int k = CheckConfigured(lane);
-        if (Key(_trainableName, config) != Key(_trainableName, lane.Config)) return false;
+        if (Key(_trainableName, config, _defaultValidationFraction, _trainSizeInKey) != Key(_trainableName, lane.Config, _defaultValidationFraction, _trainSizeInKey)) return false;
         _dropout!.SetP(k, config.GetDouble("dropout", 0, min: 0, maxExclusive: 1));
         _optimizer!.ConfigureLane(k, config);
         return true;

@@ -233,6 +233,23 @@ public sealed class FusedMlpArrayTests
     }
 
     [Fact]
+    public void TheFashionKeyHoldsTheDataSplitTheUnfusedTrainableLoads()
+    {
+        // Every lane trains on its array's one copy of the data: configs that load different rows must not share a key.
+        // Seen: train_size was not in the mlp_fashion key, and a config without validation_fraction (1/6 for Fashion-MNIST)
+        // had the key of one with 0.2, so either trial could train in an array loaded for the other's split.
+        static string Key(params (string, object?)[] pairs) => MlpFashionTrainable.FusionKey(TrialConfig.From(pairs.Prepend(("width", 32)).ToArray()))!;
+
+        Assert.NotEqual(Key(("train_size", 1000)), Key(("train_size", 2000)));
+        Assert.NotEqual(Key(("train_size", 1000)), Key());
+        Assert.NotEqual(Key(), Key(("validation_fraction", 0.2)));
+        Assert.Equal(Key(), Key(("validation_fraction", FashionClassifier.DefaultValidationFraction)));
+        Assert.Equal(Key(("train_size", 1000), ("lr", 0.1)), Key(("train_size", 1000), ("lr", 0.01)));
+        // The digits trainable has no train_size and splits 0.2 unless told.
+        Assert.Equal(MlpDigitsTrainable.FusionKey(TrialConfig.From(("validation_fraction", 0.2)))!, MlpDigitsTrainable.FusionKey(TrialConfig.Empty)!);
+    }
+
+    [Fact]
     public void ALaneNotSteppedDoesNotChange()
     {
         var config = Config(0.01, 0.1);
