@@ -147,6 +147,21 @@ public static class Machine
 /// <summary>Writes benchmarks/RESULTS.md from the outcomes of one run.</summary>
 public static class ResultsWriter
 {
+    /// <summary>
+    /// Where a run writes its markdown: <paramref name="outArgument"/> (<c>--out</c>) when given; none for a
+    /// <paramref name="quick"/> smoke run; <c>benchmarks/RESULTS.md</c> under <paramref name="repoRoot"/> only for a full
+    /// run; a run of some benchmarks (<paramref name="only"/>, <c>--only</c>) writes a file of its own in
+    /// <paramref name="scratch"/>, since RESULTS.md also holds the sections measured apart and a partial run would
+    /// replace them all (seen: <c>--only report</c> left RESULTS.md with the report section alone).
+    /// </summary>
+    public static string? OutputPath(string? outArgument, bool quick, IReadOnlyList<string>? only, string repoRoot, string scratch, DateTime now)
+    {
+        if (outArgument is not null) return outArgument;
+        if (quick) return null;
+        if (only is null) return Path.Combine(repoRoot, "benchmarks", "RESULTS.md");
+        return Path.Combine(scratch, $"torchtrials-bench-{string.Join('+', only)}-{now:yyyyMMdd-HHmmss}.md");
+    }
+
     public static string Markdown(IReadOnlyList<BenchOutcome> outcomes, BenchOptions options, TimeSpan elapsed)
     {
         var sb = new StringBuilder();
@@ -155,7 +170,7 @@ public static class ResultsWriter
         sb.AppendLine(CultureInfo.InvariantCulture, $"- Date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
         sb.AppendLine(CultureInfo.InvariantCulture, $"- Machine: {Machine.Describe()}");
         sb.AppendLine(CultureInfo.InvariantCulture, $"- Mode: {(options.Quick ? "quick (smoke run: numbers are not meaningful)" : "full")}, {options.Repeats} repeat(s) per measurement, every comparison measured side by side in this run; total {elapsed.TotalMinutes:0.0} min");
-        sb.AppendLine("- Reproduce: `dotnet run -c Release --project benchmarks/TorchTrials.Benchmarks` (add `--only NAME` for one, `--quick` for a smoke run, `--keep` to keep the work folder).");
+        sb.AppendLine("- Reproduce: `dotnet run -c Release --project benchmarks/TorchTrials.Benchmarks` (add `--only NAME` for one, written to its own file in the temp folder unless `--out`, `--quick` for a smoke run, `--keep` to keep the work folder).");
         sb.AppendLine();
         sb.AppendLine("| benchmark | ratio | goal | met |");
         sb.AppendLine("|---|---|---|---|");

@@ -7,7 +7,7 @@ if (args.Length > 0 && args[0] == "cluster-worker") return LocalCluster.RunWorke
 var quick = args.Contains("--quick");
 var only = Arg("--only")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 var repeats = int.TryParse(Arg("--repeats"), out var r) ? r : quick ? 1 : 5;
-var output = Arg("--out") ?? (quick ? null : Path.Combine(FindRepoRoot(), "benchmarks", "RESULTS.md"));
+var output = ResultsWriter.OutputPath(Arg("--out"), quick, only, quick || only is not null ? "" : FindRepoRoot(), Path.GetTempPath(), DateTime.Now);
 var work = Path.Combine(Path.GetTempPath(), "torchtrials-bench", Guid.NewGuid().ToString("N")[..8]);
 Directory.CreateDirectory(work);
 
