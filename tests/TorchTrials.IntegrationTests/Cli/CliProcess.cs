@@ -11,7 +11,8 @@ internal sealed record CliProcess(string Name, Process Process, StringBuilder Te
         lock (Text) return Text.ToString();
     }
 
-    public static CliProcess Start(string name, IEnumerable<string> args, string? workingDirectory = null)
+    /// <param name="environment">Variables to set in the child's environment; a null value removes the variable.</param>
+    public static CliProcess Start(string name, IEnumerable<string> args, string? workingDirectory = null, IReadOnlyDictionary<string, string?>? environment = null)
     {
         var cli = Path.Combine(AppContext.BaseDirectory, "torchtrials.dll");
         var info = new ProcessStartInfo("dotnet", new[] { cli }.Concat(args))
@@ -21,6 +22,11 @@ internal sealed record CliProcess(string Name, Process Process, StringBuilder Te
             UseShellExecute = false,
         };
         if (workingDirectory is not null) info.WorkingDirectory = workingDirectory;
+        foreach (var (key, value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null) info.Environment.Remove(key);
+            else info.Environment[key] = value;
+        }
         var process = new Process { StartInfo = info };
         var text = new StringBuilder();
         DataReceivedEventHandler append = (_, e) =>

@@ -280,6 +280,35 @@ public class CliTests : IDisposable
             Assert.Equal(Enumerable.Range(1, 20).Select(i => (long)i), store.ResultsOf(trial.Id).Select(r => r.TrainingIteration));
     }
 
+    [Theory]
+    [InlineData("80")]
+    [InlineData(null)]
+    public void Piped_output_fits_the_width_columns_asks_for_and_is_never_wrapped_without_it(string? columns)
+    {
+        // `COLUMNS=80 torchtrials run s.yaml | tee log`: the progress lines and the results table as a person reads them in
+        // an 80-column terminal (seen at 103-165 columns before); without COLUMNS, scripts get whole lines.
+        var yaml = """
+            name: wide
+            trainable: __fake
+            search_space: {learning_rate: {grid: [0.001, 0.01]}, momentum_value: {grid: [0.5, 0.9]}, weight_decay_value: {grid: [0.0, 0.0001]}}
+            stop: {training_iteration: 3}
+            resources_per_trial: {cpu: 1}
+            """;
+        var child = CliProcess.Start("wide", new[] { "run", Spec(yaml), "--results-dir", Path.Combine(_dir, "results") },
+            environment: new Dictionary<string, string?> { ["COLUMNS"] = columns });
+        Assert.True(child.Process.WaitForExit(120_000), "the sweep did not finish in time");
+        child.Process.WaitForExit();
+        var output = child.Output();
+        Assert.True(child.Process.ExitCode == ExitCodes.Success, output);
+        var lines = output.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        Assert.Contains(lines, l => l.Contains("8 trials: 8 terminated", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("trial", StringComparison.Ordinal));
+        if (columns is null)
+            Assert.Contains(lines, l => l.Length > 80);
+        else
+            Assert.All(lines, l => Assert.True(l.Length <= 80, $"{l.Length} columns: {l}"));
+    }
+
     internal static long ResultCount(string experiment)
     {
         var db = Path.Combine(experiment, SqliteExperimentStore.FileName);
