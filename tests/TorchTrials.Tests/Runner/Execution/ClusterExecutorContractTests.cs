@@ -43,6 +43,7 @@ public sealed class SingleNodeCluster : IAsyncLifetime
 /// The contract on the cluster executor: the controller in this process is an Orleans client, the trials run on the
 /// node of one silo built on the scenario's allocator, so the slots the scenarios count are the node's own.
 /// </summary>
+[Collection(ForcedCollections.Name)]
 public sealed class ClusterExecutorContractTests(SingleNodeCluster cluster) : ExecutorContractTests, IClassFixture<SingleNodeCluster>
 {
     private const string NoReuse = "trainable reuse is off across a cluster: each start builds its trainable on the node";
@@ -61,14 +62,6 @@ public sealed class ClusterExecutorContractTests(SingleNodeCluster cluster) : Ex
 
     [Fact(Skip = NoReuse)]
     public override void A_failed_trial_is_not_kept_for_reuse() { }
-
-    /// <summary>
-    /// A collection every millisecond, not back to back: on two cores back-to-back gen-0 collections starve the Orleans
-    /// message threads that carry polls between controller and node in this process (seen: polls past their 5 s response
-    /// timeout, so no event came, or the first start's call timed out and the node counted as lost). That is a limit of
-    /// timing, not of native lifetimes, which a thousand collections a second still exercise.
-    /// </summary>
-    protected override int CollectionPauseMilliseconds => 1;
 
     [Fact]
     public override void Disposing_the_executor_frees_every_slot_of_running_and_cached_trials()
@@ -94,6 +87,7 @@ public sealed class ClusterExecutorContractTests(SingleNodeCluster cluster) : Ex
 /// (LaneToy in place of <c>__fake</c> and <c>synthetic_regression</c>, one lane per array, so the slot scenarios apply
 /// unchanged), as <see cref="FusedExecutorContractTests"/> runs it in one process.
 /// </summary>
+[Collection(ForcedCollections.Name)]
 public sealed class FusedClusterExecutorContractTests(SingleNodeCluster cluster) : ExecutorContractTests, IClassFixture<SingleNodeCluster>
 {
     private const string NoReuse = "reuse resets a trial-alone trainable; a fused lane is refilled instead, and reuse is off across a cluster";
@@ -115,7 +109,4 @@ public sealed class FusedClusterExecutorContractTests(SingleNodeCluster cluster)
 
     [Fact(Skip = NoReuse)]
     public override void A_failed_trial_is_not_kept_for_reuse() { }
-
-    /// <inheritdoc cref="ClusterExecutorContractTests.CollectionPauseMilliseconds"/>
-    protected override int CollectionPauseMilliseconds => 1;
 }

@@ -12,6 +12,7 @@ namespace TorchTrials.Tests.Runner.Execution;
 /// (Reset of a finished trial's trainable) is a trial-alone feature: a fused lane is refilled by the next trial, never reset,
 /// so those scenarios are the unfused variant's below.
 /// </summary>
+[Collection(ForcedCollections.Name)]
 public sealed class FusedExecutorContractTests : ExecutorContractTests
 {
     protected override ITrialExecutor CreateExecutor(DeviceSlotAllocator allocator, TrainableRegistry registry, ExecutorOptions options)
@@ -52,6 +53,7 @@ public sealed class FusedExecutorContractTests : ExecutorContractTests
 }
 
 /// <summary>The contract on the fused executor with fusion on and trainables that cannot fuse: every trial trains alone, reuse included.</summary>
+[Collection(ForcedCollections.Name)]
 public sealed class FusedExecutorUnfusedContractTests : ExecutorContractTests
 {
     protected override ITrialExecutor CreateExecutor(DeviceSlotAllocator allocator, TrainableRegistry registry, ExecutorOptions options) =>

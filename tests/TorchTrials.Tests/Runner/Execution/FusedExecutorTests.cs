@@ -19,6 +19,7 @@ namespace TorchTrials.Tests.Runner.Execution;
 /// pause and resume in another lane and alone, PBT exploit between lanes, a NaN lane failing only its trial, an interrupted
 /// experiment resumed from persistent checkpoints, admission by fusion key, arrays under forced collections.
 /// </summary>
+[Collection(ForcedCollections.Name)]
 public sealed class FusedExecutorTests : IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
