@@ -1,0 +1,59 @@
+using TorchTrials.Gpu;
+using TorchTrials.Runner;
+using TorchTrials.Runner.Execution;
+using TorchTrials.Runner.Schedulers;
+using TorchTrials.Runner.Search;
+using TorchTrials.Tests.Support;
+using TorchTrials.Trainables;
+
+namespace TorchTrials.Tests.Schedulers.Pbt;
+
+/// <summary>Synchronous PBT on the concurrent executor (the CLI's): a population larger than the slots pauses and resumes in turn.</summary>
+public sealed class SynchronousPbtConcurrentTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    // Known bug, not fixed (stop 21 note): on the concurrent executor this hangs inside controller.Step() itself (the loop's
+    // deadline never fires; the test host ran out its 300 s), with 1 or 2 slots for the 8 trials. The inline executor runs
+    // the same population (PbtHarnessTests). Suspect: the synchronous step's exploit waiting on a donor's pending memory
+    // checkpoint. Un-skip with the fix.
+    [Theory(Skip = "hangs: synchronous PBT with a population larger than the slots on the concurrent executor (stop 21 note)")]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void A_synchronous_population_larger_than_the_slots_finishes_on_the_concurrent_executor(int cpus)
+    {
+        var registry = LaneToy.Register(TrainableRegistry.CreateDefault());
+        var trials = Enumerable.Range(0, 8)
+            .Select(i => new Trial("lane_toy", TrialConfig.From(("lr", 0.01 + 0.04 * i)), $"p{i}", new Resources(cpu: 1),
+                stop: new Dictionary<string, double> { ["training_iteration"] = 12 }))
+            .ToList();
+        var pbt = new PopulationBasedTraining(new PbtOptions
+        {
+            Metric = "loss",
+            Mode = MetricMode.Min,
+            TimeAttr = "training_iteration",
+            PerturbationInterval = 3,
+            HyperparamMutations = new Dictionary<string, PbtMutation> { ["lr"] = PbtMutation.Uniform(0.01, 0.3) },
+            Synch = true,
+            Seed = 7,
+        });
+        using var executor = new ConcurrentTrialExecutor(new DeviceSlotAllocator(DeviceInventory.Simulated(cpus)), registry,
+            new ExecutorOptions { SpillDirectory = Path.Combine(_dir.Path, "spill") });
+        using var controller = new TrialController(executor, registry, new TrialListSearch(trials), pbt,
+            options: new ControllerOptions { ExperimentDirectory = Path.Combine(_dir.Path, "exp"), EventWait = TimeSpan.FromMilliseconds(50) });
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (!controller.IsFinished)
+        {
+            Assert.True(DateTime.UtcNow < deadline,
+                "the sweep did not finish: " + string.Join(", ", controller.Trials.Select(t => $"{t.Id} {t.Status} at {t.LastResult?.TrainingIteration ?? 0}")));
+            controller.Step();
+        }
+
+        Assert.All(controller.Trials, t => Assert.Equal(TrialStatus.Terminated, t.Status));
+        Assert.All(controller.Trials, t => Assert.Equal(12, t.LastResult!.TrainingIteration));
+        Assert.True(pbt.NumPerturbations > 0);
+    }
+}
