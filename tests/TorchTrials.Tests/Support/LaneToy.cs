@@ -33,6 +33,29 @@ public sealed class LaneToy : Trainable
         registry.Register(new RegisteredTrainable(name, () => new LaneToy(), fusionKey: c => $"toy{c.GetInt("group", 0)}",
             createFusedArray: ctx => new LaneToyArray(recorder)));
 
+    /// <summary>
+    /// A PBT population of 8 toy trials (lr 0.01 to 0.29, 12 iterations, 1 CPU each) and its scheduler: loss minimised,
+    /// perturbation every 3 iterations, lr resampled from U(0.01, 0.3), seed 7.
+    /// </summary>
+    public static (List<TorchTrials.Runner.Trial> Trials, TorchTrials.Runner.Schedulers.PopulationBasedTraining Pbt) PbtPopulation(bool synch)
+    {
+        var trials = Enumerable.Range(0, 8)
+            .Select(i => new TorchTrials.Runner.Trial("lane_toy", TrialConfig.From(("lr", 0.01 + 0.04 * i)), $"p{i}", new TorchTrials.Gpu.Resources(cpu: 1),
+                stop: new Dictionary<string, double> { ["training_iteration"] = 12 }))
+            .ToList();
+        var pbt = new TorchTrials.Runner.Schedulers.PopulationBasedTraining(new TorchTrials.Runner.Schedulers.PbtOptions
+        {
+            Metric = "loss",
+            Mode = TorchTrials.Runner.MetricMode.Min,
+            TimeAttr = "training_iteration",
+            PerturbationInterval = 3,
+            HyperparamMutations = new Dictionary<string, TorchTrials.Runner.Schedulers.PbtMutation> { ["lr"] = TorchTrials.Runner.Schedulers.PbtMutation.Uniform(0.01, 0.3) },
+            Synch = synch,
+            Seed = 7,
+        });
+        return (trials, pbt);
+    }
+
     public override void Setup(TrialConfig config)
     {
         _w = tensor(Initial(Context.Seed), ScalarType.Float64);

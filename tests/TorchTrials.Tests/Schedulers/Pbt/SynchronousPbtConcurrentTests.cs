@@ -1,7 +1,6 @@
 using TorchTrials.Gpu;
 using TorchTrials.Runner;
 using TorchTrials.Runner.Execution;
-using TorchTrials.Runner.Schedulers;
 using TorchTrials.Runner.Search;
 using TorchTrials.Tests.Support;
 using TorchTrials.Trainables;
@@ -25,20 +24,7 @@ public sealed class SynchronousPbtConcurrentTests : IDisposable
     public void A_synchronous_population_larger_than_the_slots_finishes_on_the_concurrent_executor(int cpus)
     {
         var registry = LaneToy.Register(TrainableRegistry.CreateDefault());
-        var trials = Enumerable.Range(0, 8)
-            .Select(i => new Trial("lane_toy", TrialConfig.From(("lr", 0.01 + 0.04 * i)), $"p{i}", new Resources(cpu: 1),
-                stop: new Dictionary<string, double> { ["training_iteration"] = 12 }))
-            .ToList();
-        var pbt = new PopulationBasedTraining(new PbtOptions
-        {
-            Metric = "loss",
-            Mode = MetricMode.Min,
-            TimeAttr = "training_iteration",
-            PerturbationInterval = 3,
-            HyperparamMutations = new Dictionary<string, PbtMutation> { ["lr"] = PbtMutation.Uniform(0.01, 0.3) },
-            Synch = true,
-            Seed = 7,
-        });
+        var (trials, pbt) = LaneToy.PbtPopulation(synch: true);
         using var executor = new ConcurrentTrialExecutor(new DeviceSlotAllocator(DeviceInventory.Simulated(cpus)), registry,
             new ExecutorOptions { SpillDirectory = Path.Combine(_dir.Path, "spill") });
         using var controller = new TrialController(executor, registry, new TrialListSearch(trials), pbt,
