@@ -14,11 +14,9 @@ public sealed class SynchronousPbtConcurrentTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    // Known bug, not fixed (stop 21 note): on the concurrent executor this hangs inside controller.Step() itself (the loop's
-    // deadline never fires; the test host ran out its 300 s), with 1 or 2 slots for the 8 trials. The inline executor runs
-    // the same population (PbtHarnessTests). Suspect: the synchronous step's exploit waiting on a donor's pending memory
-    // checkpoint. Un-skip with the fix.
-    [Theory(Skip = "hangs: synchronous PBT with a population larger than the slots on the concurrent executor (stop 21 note)")]
+    // Hung inside controller.Step() before the fix (the loop's deadline never fired): exploiting a paused trial copied
+    // the donor's pending memory checkpoint while its save was still staged in the executor, waiting on the controller.
+    [Theory]
     [InlineData(1)]
     [InlineData(2)]
     public void A_synchronous_population_larger_than_the_slots_finishes_on_the_concurrent_executor(int cpus)
