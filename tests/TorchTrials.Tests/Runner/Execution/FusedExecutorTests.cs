@@ -262,8 +262,9 @@ public sealed class FusedExecutorTests : IDisposable
     [Fact]
     public void An_asynchronous_PBT_population_in_one_array_exploits_between_lanes_without_errors() => PbtPopulation(synch: false);
 
-    // Synchronous PBT is not here: a population larger than the slots hangs in synch mode on the concurrent executor
-    // too (SynchronousPbtConcurrentTests, skipped until fixed).
+    [Fact]
+    public void A_synchronous_PBT_population_in_one_array_exploits_between_lanes_without_errors() => PbtPopulation(synch: true);
+
     private void PbtPopulation(bool synch, FuseMode fuse = FuseMode.Auto)
     {
         var (trials, pbt) = LaneToy.PbtPopulation(synch);
