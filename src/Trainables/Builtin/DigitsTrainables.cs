@@ -32,7 +32,7 @@ public sealed class MlpDigitsTrainable : DigitsClassifier, IFusableTrainable
         {
             using var prototype = new MlpDigitsTrainable();
             return prototype.DeviceDataFor(config, device);
-        });
+        }, FusionKey);
 
     protected override long[] InputShape(int count) => new long[] { count, DigitsDataset.Features };
 

@@ -54,7 +54,7 @@ public sealed class MlpFashionTrainable : FashionClassifier, IFusableTrainable
         {
             using var prototype = new MlpFashionTrainable();
             return prototype.DeviceDataFor(config, device);
-        }, DefaultValidationFraction, trainSizeInKey: true);
+        }, FusionKey);
 
     protected override long[] InputShape(long count) => new[] { count, FashionMnistDataset.Features };
 

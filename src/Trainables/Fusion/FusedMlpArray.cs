@@ -41,22 +41,19 @@ public sealed class FusedMlpArray : FusedTrainable
     private int _width;
     private int _depth;
     private int _batchSize;
-    private readonly double _defaultValidationFraction;
-    private readonly bool _trainSizeInKey;
+    private readonly Func<TrialConfig, string> _key;
 
     /// <param name="context">The array's context (<see cref="FusedTrainable.Context"/>).</param>
     /// <param name="inputs">Features per example.</param>
     /// <param name="classes">Outputs.</param>
     /// <param name="trainableName">The unfused class's name, written into lane checkpoints as its own are.</param>
     /// <param name="loadData">The unfused class's training and validation data on the device, owned by the array.</param>
-    /// <param name="defaultValidationFraction">The unfused class's validation fraction when a config sets none (see <see cref="Key"/>).</param>
-    /// <param name="trainSizeInKey">The unfused class reads <c>train_size</c> (see <see cref="Key"/>).</param>
+    /// <param name="key">The trainable's fusion key (<see cref="IFusableTrainable.FusionKey"/>; <see cref="Key"/> with the digits defaults when null): a new config fits a lane only with its lane's key.</param>
     public FusedMlpArray(FusedArrayContext context, long inputs, long classes, string trainableName,
         Func<TrialConfig, Device, (Tensor TrainX, Tensor TrainY, Tensor ValidX, Tensor ValidY)> loadData,
-        double defaultValidationFraction = DigitsValidationFraction, bool trainSizeInKey = false)
+        Func<TrialConfig, string?>? key = null)
     {
-        _defaultValidationFraction = defaultValidationFraction;
-        _trainSizeInKey = trainSizeInKey;
+        _key = config => key?.Invoke(config) ?? Key(trainableName, config);
         Context = context;
         _inputs = inputs;
         _classes = classes;
@@ -270,7 +267,7 @@ public sealed class FusedMlpArray : FusedTrainable
     public override bool ReconfigureLane(FusedLane lane, TrialConfig config)
     {
         int k = CheckConfigured(lane);
-        if (Key(_trainableName, config, _defaultValidationFraction, _trainSizeInKey) != Key(_trainableName, lane.Config, _defaultValidationFraction, _trainSizeInKey)) return false;
+        if (_key(config) != _key(lane.Config)) return false;
         _dropout!.SetP(k, config.GetDouble("dropout", 0, min: 0, maxExclusive: 1));
         _optimizer!.ConfigureLane(k, config);
         return true;
