@@ -74,6 +74,7 @@ public sealed class FusedTrialExecutor : ITrialExecutor
     private readonly Dictionary<Trial, Member> _members = new();
     private readonly List<FusedArray> _arrays = new();
     private readonly Dictionary<Trial, ArrayKey?> _keys = new();
+    private readonly Dictionary<ArrayKey, ArrayKey> _canonicalKeys = new();
     private readonly Dictionary<Resources, int> _slotEstimates = new();
     private readonly ConditionalWeakTable<MemoryCheckpoint, SavedLane> _savedLanes = new();
     private ITrialControl? _control;
@@ -414,15 +415,34 @@ public sealed class FusedTrialExecutor : ITrialExecutor
         if (_keys.TryGetValue(trial, out var known)) return known;
         ArrayKey? key = null;
         if (_registry.TryGet(trial.TrainableName, out var entry) && entry.FusionKey?.Invoke(trial.Config) is { } fusionKey)
+        {
+            // One instance per key, so the admission's per-trial lookups compare references, not key strings and resources.
             key = new ArrayKey(trial.TrainableName, fusionKey, trial.Resources);
+            if (!_canonicalKeys.TryAdd(key, key)) key = _canonicalKeys[key];
+        }
         _keys[trial] = key;
         return key;
     }
 
-    private FusedArray? FreeLaneOf(ArrayKey key) =>
-        _arrays.Where(a => a.Key == key && a.OpenError is null && a.Occupants.Contains(null))
-            .OrderByDescending(a => a.Occupants.Count(o => o is not null))
-            .FirstOrDefault();
+    /// <summary>The fullest working array of <paramref name="key"/> with a free lane (asked per waiting trial, so no LINQ).</summary>
+    private FusedArray? FreeLaneOf(ArrayKey key)
+    {
+        FusedArray? best = null;
+        int bestOccupied = -1;
+        foreach (var array in _arrays)
+        {
+            if (!ReferenceEquals(array.Key, key) && array.Key != key || array.OpenError is not null) continue;
+            int occupied = 0;
+            foreach (var occupant in array.Occupants)
+                if (occupant is not null) occupied++;
+            if (occupied < array.Capacity && occupied > bestOccupied)
+            {
+                best = array;
+                bestOccupied = occupied;
+            }
+        }
+        return best;
+    }
 
     private bool PendingOf(ArrayKey key) => _control?.PendingTrials.Any(t => KeyOf(t) == key) ?? false;
 
@@ -430,20 +450,25 @@ public sealed class FusedTrialExecutor : ITrialExecutor
     private Admission Admit()
     {
         bool refill = false;
-        var counts = new Dictionary<ArrayKey, (int Count, int Oldest)>();
+        var counts = new Dictionary<ArrayKey, (int Count, int Oldest)>(ReferenceEqualityComparer.Instance);
         int position = 0;
         foreach (var trial in _control?.PendingTrials ?? [])
         {
             position++;
             if (KeyOf(trial) is not { } key) continue;
+            if (counts.TryGetValue(key, out var c))
+            {
+                counts[key] = (c.Count + 1, c.Oldest);
+                continue;
+            }
             if (FreeLaneOf(key) is not null) refill = true;
-            counts[key] = counts.TryGetValue(key, out var c) ? (c.Count + 1, c.Oldest) : (1, position);
+            counts[key] = (1, position);
         }
         var best = counts
             .Where(kv => Allocator.CanAllocate(kv.Key.Resources))
             .OrderByDescending(kv => kv.Value.Count).ThenBy(kv => kv.Value.Oldest)
             .Select(kv => (ArrayKey?)kv.Key).FirstOrDefault();
-        return new Admission(refill, best, counts.Keys.ToHashSet());
+        return new Admission(refill, best, counts.Keys.ToHashSet<ArrayKey>(ReferenceEqualityComparer.Instance));
     }
 
     /// <summary>How many slots of <paramref name="request"/> this machine holds when idle (counted on a scratch allocator).</summary>
