@@ -56,6 +56,26 @@ public sealed class FusedLinear : IDisposable
         return scope.MoveToOuter(y);
     }
 
+    /// <param name="x">[K, in, B] (features first: column b is example b), or [M, in, B] when <paramref name="members"/> selects M members, or [in, B] shared.</param>
+    /// <param name="members">As in <see cref="Forward"/>.</param>
+    /// <returns>[K or M, out, B].</returns>
+    public Tensor ForwardFeatureMajor(Tensor x, Tensor? members = null) =>
+        ApplyFeatureMajor(x, members is null ? Weight : Weight.index_select(0, members), members is null ? Bias : Bias.index_select(0, members));
+
+    /// <summary>
+    /// The layer's function with features first: <c>W x + b</c> on [M, in, B] (or a shared [in, B]) giving [M, out, B], the
+    /// transpose of <see cref="Apply"/>'s. Every matrix the forward and backward multiply is then contiguous as stored: the
+    /// weight gradient <c>dY Xᵀ</c> comes out [M, out, in] like the weight, with no transposed copy, which on the CPU trains
+    /// a digits MLP 1.3-1.7x faster per step than the batch-first layout (benchmarks/RESULTS.md, stop 22).
+    /// </summary>
+    public static Tensor ApplyFeatureMajor(Tensor x, Tensor weight, Tensor bias)
+    {
+        using var scope = NewDisposeScope();
+        using var one = 1.ToScalar();
+        var y = (x.dim() == 2 ? matmul(weight, x) : bmm(weight, x)).add_(bias.unsqueeze(2), one);
+        return scope.MoveToOuter(y);
+    }
+
     public void Dispose()
     {
         Weight.Dispose();
@@ -118,7 +138,9 @@ public sealed class FusedDropout : IDisposable
             _dirty = false;
         }
         if (!drawing.Any(k => _p[k] > 0)) return scope.MoveToOuter(x.alias());
-        var draws = zeros_like(x);
+        // Contiguous whatever x's layout (a transposed view, from a features-first network): member k's draws fill its
+        // [B, width] slice in row order, as SeededDropout's rand([B, width]) does alone.
+        var draws = zeros(x.shape, x.dtype, x.device);
         for (int j = 0; j < drawing.Count; j++)
         {
             int k = drawing[j];

@@ -15,7 +15,8 @@ namespace TorchTrials.Trainables.Fusion;
 /// <list type="bullet">
 /// <item>initial weights: the unfused model built and initialised from the lane's seed, copied into its slices;</item>
 /// <item>data order: the lane's own permutation per epoch (<see cref="SupervisedTrainable.EpochOrder"/>), all lanes' batches
-/// gathered by one index_select into [K, B, features];</item>
+/// gathered by one index_select into [K, B, features] and trained features first, [K, features, B]
+/// (<see cref="FusedLinear.ApplyFeatureMajor"/>; the same function, its matrices multiplied in the orientation they are stored);</item>
 /// <item>dropout: the lane's own probability and generator (<see cref="FusedDropout"/>);</item>
 /// <item>loss: per-member cross-entropy, summed over the stepped lanes for one backward, so each member's gradient is its own
 /// loss's; the optimizer (<see cref="FusedOptimizer"/>) steps only those lanes;</item>
@@ -156,7 +157,7 @@ public sealed class FusedMlpArray : FusedTrainable
                 using var scope = NewDisposeScope();
                 long rows = Math.Min(_batchSize, n - start);
                 var idx = perm.narrow(1, start, rows).reshape(-1);
-                var x = _trainX!.index_select(0, idx).view(rows0, rows, -1);
+                var x = _trainX!.index_select(0, idx).view(rows0, rows, -1).transpose(1, 2);
                 var y = _trainY.index_select(0, idx).view(rows0, rows);
                 optimizer.ZeroGrad();
                 var losses = MemberLosses(Forward(x, training: true, indices, stepped, leaves), y);
@@ -192,7 +193,7 @@ public sealed class FusedMlpArray : FusedTrainable
         {
             var output = Evaluate(_validX!, stepped);
             valLoss = MemberLosses(output, _validY!.unsqueeze(0).expand(rows0, -1));
-            accuracy = output.argmax(2).eq(_validY.unsqueeze(0)).to(ScalarType.Float32).mean(new long[] { 1 });
+            accuracy = output.argmax(1).eq(_validY.unsqueeze(0)).to(ScalarType.Float32).mean(new long[] { 1 });
         }
 
         var finite = loss.isfinite().cpu().data<bool>().ToArray();
@@ -335,39 +336,39 @@ public sealed class FusedMlpArray : FusedTrainable
         _optimizer = FusedOptimizer.Create(config.GetString("optimizer", "adam"), Parameters().ToList(), Capacity);
     }
 
-    /// <summary>The outputs of the lanes <paramref name="lanes"/> (row j = lane lanes[j]; all lanes in order when <paramref name="members"/> is null).</summary>
+    /// <summary>
+    /// The outputs [M, classes, B] of the lanes <paramref name="lanes"/> (row j = lane lanes[j]; all lanes in order when
+    /// <paramref name="members"/> is null) for <paramref name="x"/> [M, features, B] or a shared [features, B]: features first
+    /// throughout (<see cref="FusedLinear.ApplyFeatureMajor"/>); dropout sees each member's [B, width] as alone.
+    /// </summary>
     private Tensor Forward(Tensor x, bool training, IReadOnlyList<int> lanes, Tensor? members, IReadOnlyList<Tensor>? leaves = null)
     {
         using var scope = NewDisposeScope();
         var h = x;
         for (int i = 0; i < _layers.Length; i++)
         {
-            h = leaves is null ? _layers[i].Forward(h, members) : FusedLinear.Apply(h, leaves[2 * i], leaves[2 * i + 1]);
+            h = leaves is null ? _layers[i].ForwardFeatureMajor(h, members) : FusedLinear.ApplyFeatureMajor(h, leaves[2 * i], leaves[2 * i + 1]);
             if (i == _layers.Length - 1) break;
             h = nn.functional.relu(h);
-            if (training) h = _dropout!.Forward(h, lanes, _generators!, members);
+            if (training) h = _dropout!.Forward(h.transpose(1, 2), lanes, _generators!, members).transpose(1, 2);
         }
         return scope.MoveToOuter(h);
     }
 
-    /// <summary>The outputs [K, rows, classes] of every lane for one shared input, in chunks as the unfused trainable evaluates.</summary>
+    /// <summary>The outputs [K, classes, rows] of every lane for one shared input [rows, features], in chunks as the unfused trainable evaluates.</summary>
     private Tensor Evaluate(Tensor x, Tensor? members)
     {
         long n = x.shape[0];
-        if (n <= SupervisedTrainable.EvaluationChunk) return Forward(x, training: false, Array.Empty<int>(), members);
+        if (n <= SupervisedTrainable.EvaluationChunk) return Forward(x.t(), training: false, Array.Empty<int>(), members);
         var chunks = new List<Tensor>();
         for (long start = 0; start < n; start += SupervisedTrainable.EvaluationChunk)
-            chunks.Add(Forward(x.narrow(0, start, Math.Min(SupervisedTrainable.EvaluationChunk, n - start)), training: false, Array.Empty<int>(), members));
-        return cat(chunks, 1);
+            chunks.Add(Forward(x.narrow(0, start, Math.Min(SupervisedTrainable.EvaluationChunk, n - start)).t(), training: false, Array.Empty<int>(), members));
+        return cat(chunks, 2);
     }
 
-    /// <summary>Each member's mean cross-entropy over its rows: [K].</summary>
-    private static Tensor MemberLosses(Tensor output, Tensor target)
-    {
-        long members = output.shape[0], rows = output.shape[1];
-        var perRow = nn.functional.cross_entropy(output.reshape(members * rows, -1), target.reshape(-1), reduction: nn.Reduction.None);
-        return perRow.view(members, rows).mean(new long[] { 1 });
-    }
+    /// <summary>Each member's mean cross-entropy over its rows, from outputs [K, classes, rows] and targets [K, rows]: [K].</summary>
+    private static Tensor MemberLosses(Tensor output, Tensor target) =>
+        nn.functional.cross_entropy(output, target, reduction: nn.Reduction.None).mean(new long[] { 1 });
 
     protected override void Dispose(bool disposing)
     {
