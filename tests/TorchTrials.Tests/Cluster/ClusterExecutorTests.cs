@@ -295,7 +295,9 @@ public sealed class ClusterExecutorTests
     [Fact]
     public async Task A_pbt_exploit_across_workers_moves_the_donors_state_to_the_recipients_worker()
     {
-        // One CPU per worker and two trials: each runs on its own worker, so every exploit crosses machines.
+        // One CPU per worker and two trials: each runs on its own worker, so every exploit crosses machines. Each step
+        // sleeps 20 ms so the two trials overlap: a toy step takes microseconds, and under load the first trial could
+        // finish before the second reported, leaving PBT a population of one and nothing to exploit.
         await using var cluster = await TestCluster.StartAsync(2, "cpus=1", LaneToy.Register(TrainableRegistry.CreateDefault()));
         using var dir = new TempDir();
         var pbt = new PopulationBasedTraining(new PbtOptions
@@ -309,7 +311,7 @@ public sealed class ClusterExecutorTests
             Seed = 3,
         });
         var tuner = new Tuner("lane_toy",
-            new SearchSpace { ["lr"] = Domain.Grid(0.02, 0.2) },
+            new SearchSpace { ["lr"] = Domain.Grid(0.02, 0.2), ["step_ms"] = 20 },
             new TuneConfig { Metric = "loss", Mode = MetricMode.Min, Scheduler = pbt },
             OnCluster(cluster, dir, "pbt", 12),
             LaneToy.Register(TrainableRegistry.CreateDefault()));

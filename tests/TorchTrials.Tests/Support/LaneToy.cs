@@ -12,7 +12,8 @@ namespace TorchTrials.Tests.Support;
 /// Alone it is <see cref="LaneToy"/>; fused it is <see cref="LaneToyArray"/>: w and lr are vectors over the lanes and one
 /// step updates the stepped lanes with one index_select / index_copy_. Config: lr (0.1), group (fusion key, 0),
 /// nan_at (the iteration whose loss is NaN: a lane error fused, a throw alone), mock_error (fails the second step, as
-/// Ray's mock trainer), reset_supported (true). Every step reports loss, w and timesteps_this_iter = 10.
+/// Ray's mock trainer), reset_supported (true), step_ms (alone, a sleep per step, 0: so trials on different workers overlap
+/// in time). Every step reports loss, w and timesteps_this_iter = 10.
 /// </summary>
 public sealed class LaneToy : Trainable
 {
@@ -64,6 +65,7 @@ public sealed class LaneToy : Trainable
 
     public override Metrics Step()
     {
+        if (Config.GetInt("step_ms", 0) is > 0 and var pause) Thread.Sleep(pause);
         if (Config.GetBool("mock_error", false) && Iteration == 1) throw new InvalidOperationException("mock error");
         if (Config.GetLong("nan_at", -1) == Iteration + 1) throw new ArithmeticException("loss is NaN");
         // Scalars LibTorch reads are held by locals, never left to the finalizer.
