@@ -431,7 +431,7 @@ public sealed class FusedTrialExecutor : ITrialExecutor
         int bestOccupied = -1;
         foreach (var array in _arrays)
         {
-            if (!ReferenceEquals(array.Key, key) && array.Key != key || array.OpenError is not null) continue;
+            if (array.Key != key || array.OpenError is not null) continue; // a record's == compares references first
             int occupied = 0;
             foreach (var occupant in array.Occupants)
                 if (occupant is not null) occupied++;
