@@ -225,9 +225,11 @@ public sealed class ClusterTrialExecutor : ITrialExecutor
                     node.Runs.Add(run);
                     trial.IsRestoring = reply.Restoring;
                     trial.Lane = reply.Lane is null ? null : node.Info.Name + "/" + reply.Lane;
+                    _logger.LogDebug("cluster: trial {TrialId} (incarnation {Incarnation}) started on worker {Name}", trial.Id, incarnation, node.Info.Name);
                     return true;
                 case StartOutcome.NoSlot:
                     if (slot is not null) node.Mirror.Release(slot);
+                    _logger.LogDebug("cluster: worker {Name} had no slot for trial {TrialId}: {Message}", node.Info.Name, trial.Id, reply.Message);
                     continue;
                 case StartOutcome.ResourceRequest:
                     if (slot is not null) node.Mirror.Release(slot);

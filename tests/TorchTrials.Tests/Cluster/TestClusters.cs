@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Orleans.TestingHost;
 using TorchTrials.Cluster;
 using TorchTrials.Gpu;
+using TorchTrials.Tests.Support;
 using TorchTrials.Trainables;
 
 namespace TorchTrials.Tests.Cluster;
@@ -14,11 +15,22 @@ public sealed class TestCluster : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, ClusterNode> _nodes = new(StringComparer.Ordinal);
 
-    private TestCluster(InProcessTestCluster cluster) => Cluster = cluster;
+    private TestCluster(InProcessTestCluster cluster, LogRecorder logs)
+    {
+        Cluster = cluster;
+        Logs = logs;
+    }
 
     public InProcessTestCluster Cluster { get; }
 
     public IClusterClient Client => Cluster.Client;
+
+    /// <summary>What the nodes logged (a test adds its controller's lines with <see cref="LogRecorder"/> as its logger factory).</summary>
+    public LogRecorder Logs { get; }
+
+    /// <summary>Each node's running trials and slots, and the last lines logged: what a test that timed out reports.</summary>
+    public string Describe() =>
+        string.Join("; ", _nodes.Select(n => $"{n.Key}: {n.Value.RunningTrials} running, {n.Value.Allocator.DescribeUsage()}")) + Environment.NewLine + Logs.Tail();
 
     /// <summary>The node of each silo, by silo name.</summary>
     public IReadOnlyDictionary<string, ClusterNode> Nodes => _nodes;
@@ -26,18 +38,20 @@ public sealed class TestCluster : IAsyncDisposable
     public static async Task<TestCluster> StartAsync(int nodes, string inventory, TrainableRegistry? registry = null)
     {
         TestCluster? self = null;
+        var logs = new LogRecorder();
         var pending = new ConcurrentDictionary<string, ClusterNode>(StringComparer.Ordinal);
         var builder = new InProcessTestClusterBuilder((short)nodes);
         builder.Options.ConfigureFileLogging = false;
         builder.ConfigureSilo((options, silo) =>
         {
-            var node = new ClusterNode(new DeviceSlotAllocator(DeviceInventory.Parse(inventory)), registry ?? TrainableRegistry.CreateDefault(), options.SiloName);
+            var node = new ClusterNode(new DeviceSlotAllocator(DeviceInventory.Parse(inventory)), registry ?? TrainableRegistry.CreateDefault(), options.SiloName,
+                logger: logs.CreateLogger("node " + options.SiloName));
             (self?._nodes ?? pending)[options.SiloName] = node;
             silo.AddTorchTrialsNode(new ClusterNodeHost(node));
         });
         var cluster = builder.Build();
         await cluster.DeployAsync();
-        self = new TestCluster(cluster);
+        self = new TestCluster(cluster, logs);
         foreach (var (name, node) in pending) self._nodes[name] = node;
         return self;
     }
