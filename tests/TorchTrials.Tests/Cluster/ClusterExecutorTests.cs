@@ -106,7 +106,8 @@ public sealed class ClusterExecutorTests
         var tuner = new Tuner("__fake",
             new SearchSpace { ["x"] = Domain.Grid([.. Enumerable.Range(0, 2 * workers).Cast<object>()]), ["sleep"] = 0.05 },
             new TuneConfig { Metric = "episode_reward_mean", Mode = MetricMode.Max },
-            OnCluster(cluster, dir, "exp", 30, options) with { Checkpoint = new CheckpointConfig { Frequency = 5 }, MaxFailures = 3 });
+            OnCluster(cluster, dir, "exp", 30, options) with { Checkpoint = new CheckpointConfig { Frequency = 5 }, MaxFailures = 3 },
+            loggerFactory: cluster.Logs);
         var run = Task.Run(() => tuner.Fit());
 
         var node = cluster.NodeOf(cluster.Cluster.Silos[1]);
@@ -119,7 +120,10 @@ public sealed class ClusterExecutorTests
         await Task.Delay(800);
         await breakIt(cluster, node);
 
-        var grid = await run.WaitAsync(TimeSpan.FromSeconds(120));
+        var patience = TimeSpan.FromSeconds(120);
+        var finished = await Task.WhenAny(run, Task.Delay(patience));
+        Assert.True(finished == run, $"the sweep did not finish in {patience.TotalSeconds:0} s: {cluster.Describe()}");
+        var grid = await run;
         Assert.Equal(2 * workers, grid.Count);
         Assert.Equal(0, grid.NumErrors);
         using var store = SqliteExperimentStore.Open(Path.Combine(dir.Path, "exp"));
