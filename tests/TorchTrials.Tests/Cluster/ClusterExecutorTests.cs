@@ -12,6 +12,7 @@ using TorchTrials.Trainables;
 namespace TorchTrials.Tests.Cluster;
 
 /// <summary>The cluster executor on three in-process silos, each a worker with a simulated machine of its own.</summary>
+[Collection(ClusterFailover.Name)]
 public sealed class ClusterExecutorTests
 {
     private static TrainableContext Context(Trial trial, DeviceSlot slot) => new() { TrialId = trial.Id, Slot = slot };
