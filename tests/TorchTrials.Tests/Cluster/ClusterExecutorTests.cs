@@ -1,3 +1,4 @@
+using Microsoft.Data.Sqlite;
 using TorchTrials.Cluster;
 using TorchTrials.Gpu;
 using TorchTrials.Runner;
@@ -123,7 +124,7 @@ public sealed class ClusterExecutorTests
 
         var patience = TimeSpan.FromSeconds(120);
         var finished = await Task.WhenAny(run, Task.Delay(patience));
-        Assert.True(finished == run, $"the sweep did not finish in {patience.TotalSeconds:0} s: {cluster.Describe()}");
+        Assert.True(finished == run, $"the sweep did not finish in {patience.TotalSeconds:0} s: {Stored(Path.Combine(dir.Path, "exp"))}{Environment.NewLine}{cluster.Describe()}");
         var grid = await run;
         Assert.Equal(2 * workers, grid.Count);
         Assert.Equal(0, grid.NumErrors);
@@ -131,6 +132,32 @@ public sealed class ClusterExecutorTests
         foreach (var trial in grid)
             Assert.Equal(Enumerable.Range(1, 30).Select(i => (long)i), store.ResultsOf(trial.TrialId).Select(r => r.TrainingIteration));
         Assert.Equal(2, grid.Count(t => t.NumFailures > 0));
+    }
+
+    /// <summary>What the store of a sweep that is still running holds so far: each trial's status, results and status changes.</summary>
+    private static string Stored(string experiment)
+    {
+        try
+        {
+            using var connection = new SqliteConnection($"Data Source={Path.Combine(experiment, SqliteExperimentStore.FileName)};Mode=ReadOnly;Pooling=False");
+            connection.Open();
+            using var query = connection.CreateCommand();
+            query.CommandText = """
+                SELECT t.trial_id, t.status,
+                       (SELECT COUNT(*) || ' results, last ' || IFNULL(MAX(iteration), 0) FROM results r WHERE r.trial_id = t.trial_id),
+                       (SELECT GROUP_CONCAT(status || ' (' || IFNULL(reason, '') || ')', ' > ') FROM status_changes c WHERE c.trial_id = t.trial_id)
+                FROM trials t ORDER BY t.sequence
+                """;
+            using var reader = query.ExecuteReader();
+            var lines = new List<string>();
+            while (reader.Read())
+                lines.Add($"{reader.GetString(0)} {reader.GetString(1)}, {reader.GetString(2)}: {(reader.IsDBNull(3) ? "" : reader.GetString(3))}");
+            return string.Join(Environment.NewLine, lines);
+        }
+        catch (SqliteException e)
+        {
+            return "the store cannot be read: " + e.Message;
+        }
     }
 
     /// <summary>
